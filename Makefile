@@ -1,0 +1,91 @@
+# Millpond — one entry point for set-up, demo, tests and linting.
+# Every target is idempotent; see README.md and docs/configuration.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION ?= 0.13.9
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export RUNTIME__DLTHUB_TELEMETRY := false
+export SODA_CORE_TELEMETRY_ENABLED := false
+export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := true
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+
+DATA_DIR ?= $(CURDIR)/.local
+DEMO_ENV := $(DATA_DIR)/demo.env
+PYTEST_ARGS ?=
+
+.PHONY: setup
+setup: setup-python setup-postgres setup-superset setup-browser setup-infra ## everything, pinned (idempotent)
+
+.PHONY: setup-python
+setup-python: $(UV) ## the pipeline's virtual environment from uv.lock
+	$(UV) sync --frozen --quiet
+
+.PHONY: setup-postgres
+setup-postgres: ## PostgreSQL 15 server binaries (Debian) for the tests' private clusters
+	@if [ -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  echo "setup-postgres: PostgreSQL 15 present"; \
+	else \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15; \
+	fi
+
+$(DEMO_ENV):
+	@mkdir -p $(DATA_DIR)
+	@umask 077 && $(PYTHON) -c 'import secrets; \
+	print("MILLPOND_SUPERSET_ADMIN_PASSWORD=" + secrets.token_urlsafe(18)); \
+	print("MILLPOND_SUPERSET_SECRET_KEY=" + secrets.token_urlsafe(42))' > $@
+	@echo "demo: generated Superset admin password and secret key in $@ (mode 600, git-ignored)"
+
+.PHONY: demo
+demo: setup $(DEMO_ENV) ## services → generate → run → Superset on 127.0.0.1 (the main job, end to end)
+	set -a; . $(DEMO_ENV); set +a; \
+	$(BIN)/millpond services up && \
+	$(BIN)/millpond generate && \
+	$(BIN)/millpond run && \
+	$(BIN)/millpond serve && \
+	echo "Log in as admin with the password in $(DEMO_ENV). Stop everything with: make stop"
+
+.PHONY: test
+test: setup lint lint-infra test-sqlmesh test-python ## every check CI runs
+
+.PHONY: test-sqlmesh
+test-sqlmesh: ## SQLMesh unit tests (in-memory DuckDB)
+	$(BIN)/sqlmesh test
+
+.PHONY: test-python
+test-python: ## pytest with real services; fails under 80% line coverage
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml:artifacts/coverage.xml $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
+	$(BIN)/ruff check millpond ingest tests macros bench
+	$(BIN)/ruff format --check millpond ingest tests macros bench
+	$(BIN)/mypy
+	$(BIN)/sqlfluff lint models audits
+	$(BIN)/yamllint -c .yamllint.yml .
+	$(BIN)/shellcheck .ci/run scripts/*.sh
+
+.PHONY: bench
+bench: setup-python ## benchmarks (ratios against a baseline measured in the same run) → docs/benchmarks.md
+	$(BIN)/python -m bench.run
+
+.PHONY: stop
+stop: ## stop Superset and the local services
+	-$(BIN)/millpond serve --stop
+	-$(BIN)/millpond services down
+
+.PHONY: clean
+clean: stop ## stop everything and delete local data (.local, artifacts)
+	rm -rf $(DATA_DIR) artifacts .cache logs
+
+include mk/*.mk

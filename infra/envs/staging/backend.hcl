@@ -1,0 +1,6 @@
+# terraform init -backend-config=backend.hcl   (names come from infra/bootstrap outputs)
+bucket         = "example-millpond-terraform-state"
+key            = "millpond/staging/terraform.tfstate"
+region         = "eu-west-1"
+dynamodb_table = "millpond-terraform-locks"
+encrypt        = true

@@ -1,0 +1,207 @@
+"""``millpond``: one command line for every stage and the local services."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import click
+
+from millpond import logs
+from millpond import settings as settings_mod
+from millpond.errors import MillpondError
+
+
+def _settings(ctx: click.Context) -> settings_mod.Settings:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+def _echo(payload: Any) -> None:
+    click.echo(json.dumps(payload, default=str, indent=2, sort_keys=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Millpond: MongoDB + Kafka → dlt → DuckDB → SQLMesh → Soda → serving."""
+    cfg = settings_mod.load()
+    logs.configure(cfg.log_format, cfg.log_level)
+    ctx.obj = cfg
+
+
+# -- local services ----------------------------------------------------------------------
+@cli.group()
+def services() -> None:
+    """Genuine local mongod (replica set) and Kafka-protocol broker under the data dir."""
+
+
+def _local_services(cfg: settings_mod.Settings) -> list[Any]:
+    from millpond.services import KafkaBroker, MongoReplicaSet
+
+    return [MongoReplicaSet(cfg.data_dir, cfg.mongo_port), KafkaBroker(cfg.data_dir, cfg.kafka_port)]
+
+
+@services.command("up")
+@click.pass_context
+def services_up(ctx: click.Context) -> None:
+    """Start the services (no-op for those already running) and wait until healthy."""
+    _echo({svc.name: svc.start().uri for svc in _local_services(_settings(ctx))})
+
+
+@services.command("down")
+@click.pass_context
+def services_down(ctx: click.Context) -> None:
+    """Stop the services this data dir started."""
+    _echo({svc.name: "stopped" if svc.stop() else "not running" for svc in _local_services(_settings(ctx))})
+
+
+@services.command("status")
+@click.pass_context
+def services_status(ctx: click.Context) -> None:
+    """Show whether each service runs; exit 1 when one does not."""
+    state = {svc.name: svc.is_running() for svc in _local_services(_settings(ctx))}
+    _echo(state)
+    if not all(state.values()):
+        sys.exit(1)
+
+
+# -- generator ---------------------------------------------------------------------------
+@cli.command()
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--customers", default=200, show_default=True, type=int)
+@click.option("--products", default=40, show_default=True, type=int)
+@click.option("--orders-per-day", default=60, show_default=True, type=int)
+@click.option("--sessions-per-day", default=40, show_default=True, type=int, help="browsing sessions without order")
+@click.option("--days", default=14, show_default=True, type=int, help="days of history in the first step")
+@click.option("--end-date", type=click.DateTime(["%Y-%m-%d"]), help="last day to generate [default: yesterday]")
+@click.option("--increment", is_flag=True, help="continue one day after the last generated day")
+@click.pass_context
+def generate(ctx: click.Context, end_date: datetime | None, increment: bool, **knobs: int) -> None:
+    """Fill MongoDB and Kafka with a deterministic online shop (idempotent per end date)."""
+    from pymongo import MongoClient
+
+    from millpond.generator import GeneratorConfig
+    from millpond.generator import generate as run_generate
+    from millpond.generator.run import STATE
+
+    cfg = _settings(ctx)
+    config = GeneratorConfig(**knobs)
+    with MongoClient(cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=int(cfg.io_timeout_s * 1000)) as client:
+        db = client[cfg.mongo_db]
+        day: date = end_date.date() if end_date else datetime.now(UTC).date() - timedelta(days=1)
+        if increment:
+            state = db[STATE].find_one({"_id": "state"})
+            if state is None:
+                raise click.UsageError("--increment needs a first generation step; run without it first")
+            day = state["as_of"].date() + timedelta(days=1)
+        result = run_generate(config, day, db, cfg.kafka_bootstrap, cfg.topics.as_dict())
+    _echo(result.summary())
+
+
+# -- stages ------------------------------------------------------------------------------
+@cli.command()
+@click.option("--follow", is_flag=True, help="keep loading Kafka every --interval seconds (long-running)")
+@click.option("--interval", default=10.0, show_default=True, type=float)
+@click.pass_context
+def ingest(ctx: click.Context, follow: bool, interval: float) -> None:
+    """Load MongoDB and Kafka into the warehouse's raw dataset (incremental, idempotent)."""
+    from ingest.pipeline import follow as follow_kafka
+    from ingest.pipeline import run_ingest
+
+    cfg = _settings(ctx)
+    if follow:
+        follow_kafka(cfg, interval_s=interval)
+        return
+    report = run_ingest(cfg)
+    _echo({"rows": report.rows, "dead_letters": report.dead_letters, "seconds": report.seconds})
+
+
+@cli.command()
+@click.pass_context
+def transform(ctx: click.Context) -> None:
+    """Apply the SQLMesh project to prod and restate intervals touched by new raw data."""
+    from millpond.stages.transform import run_transform
+
+    report = run_transform(_settings(ctx))
+    _echo(report.__dict__)
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Verify the Soda data contracts on the gold tables; exit 1 when one fails."""
+    from millpond.stages.check import run_checks
+
+    _echo(run_checks(_settings(ctx)).as_dict())
+
+
+@cli.command()
+@click.pass_context
+def publish(ctx: click.Context) -> None:
+    """Copy gold to the serving database (atomic swap)."""
+    from millpond.stages.publish import run_publish
+    from millpond.stages.run import new_run_id
+
+    result = run_publish(_settings(ctx), new_run_id())
+    _echo({"target": result.target, "tables": result.tables})
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """ingest → transform → check → publish; stops at the first failure (non-zero exit)."""
+    from millpond.stages.run import run_all
+
+    report = run_all(_settings(ctx))
+    _echo({"run_id": report.run_id, "stages": list(report.stages)})
+
+
+# -- serving -----------------------------------------------------------------------------
+@cli.command()
+@click.option("--stop", is_flag=True, help="stop the Superset server")
+@click.pass_context
+def serve(ctx: click.Context, stop: bool) -> None:
+    """Bootstrap Superset (idempotent) and serve the dashboards on 127.0.0.1."""
+    from millpond.superset import server
+
+    cfg = _settings(ctx)
+    if stop:
+        _echo({"superset": "stopped" if server.stop(cfg.data_dir) else "not running"})
+        return
+    env = superset_env(cfg)
+    server.bootstrap(cfg.data_dir, cfg.serving, env)
+    url = server.start(cfg.data_dir, cfg.superset_port, env)
+    click.echo(f"Superset is serving the Millpond dashboards at {url} (user: {cfg.superset_admin_user})")
+
+
+def superset_env(cfg: settings_mod.Settings) -> dict[str, str]:
+    if cfg.superset_admin_password is None or cfg.superset_secret_key is None:
+        raise MillpondError(
+            "MILLPOND_SUPERSET_ADMIN_PASSWORD and MILLPOND_SUPERSET_SECRET_KEY must be set",
+            stage="serve",
+            hint="export both (make demo generates them into .local/superset.env)",
+        )
+    return {
+        "MILLPOND_DATA_DIR": str(cfg.data_dir),
+        "MILLPOND_SERVING_PATH": str(cfg.serving),
+        "MILLPOND_SUPERSET_ADMIN_USER": cfg.superset_admin_user,
+        "MILLPOND_SUPERSET_ADMIN_PASSWORD": cfg.superset_admin_password.get_secret_value(),
+        "MILLPOND_SUPERSET_SECRET_KEY": cfg.superset_secret_key.get_secret_value(),
+    }
+
+
+def main() -> None:
+    """Entry point: errors become one clear line on stderr and exit code 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MillpondError as exc:
+        logs.get("millpond").error("failed", stage=exc.stage, error=str(exc))
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

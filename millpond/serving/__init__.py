@@ -1,0 +1,10 @@
+"""Publishing gold data to the serving database that dashboards and APIs read.
+
+Readers never open the warehouse: DuckDB allows one writer or many readers, never both, so
+the pipeline writes the warehouse while readers use a separate copy that is swapped in whole.
+"""
+
+from millpond.serving.base import PublishResult, ServingTarget
+from millpond.serving.duckdb_target import DuckDBServingTarget
+
+__all__ = ["DuckDBServingTarget", "PublishResult", "ServingTarget"]

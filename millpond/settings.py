@@ -1,0 +1,111 @@
+"""Runtime configuration, read from environment variables (12-factor).
+
+Every variable is documented in ``docs/configuration.md``; defaults suit the embedded
+(DuckDB + local services) setup that ``make demo`` runs.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class KafkaTopics(BaseSettings):
+    """Names of the Kafka topics the shop produces."""
+
+    model_config = SettingsConfigDict(env_prefix="MILLPOND_TOPIC_", extra="ignore")
+
+    clickstream: str = "shop.clickstream"
+    payments: str = "shop.payments"
+    shipments: str = "shop.shipments"
+
+    def as_dict(self) -> dict[str, str]:
+        """Stream name -> topic name."""
+        return {
+            "clickstream": self.clickstream,
+            "payments": self.payments,
+            "shipments": self.shipments,
+        }
+
+
+class Settings(BaseSettings):
+    """All Millpond settings; each field maps to ``MILLPOND_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MILLPOND_", extra="ignore")
+
+    data_dir: Path = Field(default=REPO_ROOT / ".local")
+    project_dir: Path = Field(default=REPO_ROOT)
+
+    mongo_uri: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
+    mongo_db: str = "shop"
+    mongo_port: int = 27017
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_port: int = 9092
+    kafka_group_id: str = "millpond-ingest"
+    io_timeout_s: float = 30.0
+
+    warehouse_path: Path | None = None
+    state_path: Path | None = None
+    serving_path: Path | None = None
+    start_date: date = date(2025, 1, 1)
+
+    superset_port: int = 8088
+    superset_admin_user: str = "admin"
+    superset_admin_password: SecretStr | None = None
+    superset_secret_key: SecretStr | None = None
+
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
+    def model_post_init(self, __context: object) -> None:
+        self.data_dir = self.data_dir.resolve()
+        if self.warehouse_path is None:
+            self.warehouse_path = self.data_dir / "warehouse" / "millpond.duckdb"
+        if self.state_path is None:
+            self.state_path = self.data_dir / "warehouse" / "sqlmesh_state.duckdb"
+        if self.serving_path is None:
+            self.serving_path = self.data_dir / "serving" / "serving.duckdb"
+        self.warehouse_path = self.warehouse_path.resolve()
+        self.state_path = self.state_path.resolve()
+        self.serving_path = self.serving_path.resolve()
+
+    @property
+    def topics(self) -> KafkaTopics:
+        return KafkaTopics()
+
+    @property
+    def warehouse(self) -> Path:
+        assert self.warehouse_path is not None
+        return self.warehouse_path
+
+    @property
+    def state(self) -> Path:
+        assert self.state_path is not None
+        return self.state_path
+
+    @property
+    def serving(self) -> Path:
+        assert self.serving_path is not None
+        return self.serving_path
+
+    @property
+    def dlt_dir(self) -> Path:
+        return self.data_dir / "dlt"
+
+    def sqlmesh_env(self) -> dict[str, str]:
+        """Environment variables that ``config.yaml`` reads."""
+        return {
+            "MILLPOND_WAREHOUSE_PATH": str(self.warehouse),
+            "MILLPOND_STATE_PATH": str(self.state),
+            "MILLPOND_START_DATE": self.start_date.isoformat(),
+        }
+
+
+def load() -> Settings:
+    """Read the settings from the environment."""
+    return Settings()

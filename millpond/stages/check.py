@@ -1,0 +1,106 @@
+"""Validation stage (the "audit" of write-audit-publish): Soda Core data contracts on gold.
+
+SQLMesh audits already ran inside ``transform``; here every contract in ``checks/contracts``
+is verified against the warehouse. Any failed check or error stops the run before publish.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from millpond import logs
+from millpond.errors import StageFailed
+from millpond.settings import Settings
+
+log = logs.get(__name__)
+
+
+@dataclass
+class ContractOutcome:
+    contract: str
+    checks: int
+    passed: int
+    failed: int
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and not self.errors
+
+
+@dataclass
+class CheckReport:
+    outcomes: list[ContractOutcome]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seconds": self.seconds,
+            "contracts": {
+                o.contract: {"checks": o.checks, "passed": o.passed, "failed": o.failed} for o in self.outcomes
+            },
+        }
+
+
+def contract_files(settings: Settings) -> list[Path]:
+    return sorted((settings.project_dir / "checks" / "contracts").glob("*.yml"))
+
+
+def verify(settings: Settings, contract: Path) -> ContractOutcome:
+    """Verify one contract with Soda Core against the warehouse (read-only)."""
+    os.environ["MILLPOND_WAREHOUSE_PATH"] = str(settings.warehouse)  # read by checks/datasource.yml
+    os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+    from soda_core.contracts import verify_contract_locally
+
+    result = verify_contract_locally(
+        data_source_file_path=str(settings.project_dir / "checks" / "datasource.yml"),
+        contract_file_path=str(contract),
+    )
+    errors = [e for e in result.get_errors()] if result.has_errors else []
+    return ContractOutcome(
+        contract=contract.stem,
+        checks=result.number_of_checks,
+        passed=result.number_of_checks_passed,
+        failed=result.number_of_checks_failed,
+        errors=errors,
+    )
+
+
+def run_checks(settings: Settings) -> CheckReport:
+    """Verify every contract; raise StageFailed (after checking all of them) when one fails."""
+    started = time.monotonic()
+    contracts = contract_files(settings)
+    if not contracts:
+        raise StageFailed("no contracts found in checks/contracts", stage="check")
+    outcomes = []
+    for position, contract in enumerate(contracts, start=1):
+        outcome = verify(settings, contract)
+        log.info(
+            "check.contract",
+            contract=outcome.contract,
+            progress=f"{position}/{len(contracts)}",
+            checks=outcome.checks,
+            failed=outcome.failed,
+            errors=len(outcome.errors),
+        )
+        outcomes.append(outcome)
+    report = CheckReport(outcomes, round(time.monotonic() - started, 2))
+    if not report.ok:
+        bad = [o for o in outcomes if not o.ok]
+        detail = "; ".join(f"{o.contract}: {o.failed} failed, errors: {o.errors[:2]}" for o in bad)
+        raise StageFailed(
+            f"data contracts failed, nothing was published: {detail}",
+            stage="check",
+            hint="inspect the failing rows in the warehouse (gold.*), fix the data or model, then re-run",
+        )
+    log.info("check.done", contracts=len(outcomes), seconds=report.seconds)
+    return report

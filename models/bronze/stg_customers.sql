@@ -1,0 +1,73 @@
+MODEL (
+  name bronze.stg_customers,
+  kind FULL,
+  cron '@daily',
+  grain customer_id,
+  owner 'data-platform',
+  tags (millpond, bronze),
+  audits (
+    not_null(columns := (customer_id, created_at)),
+    unique_values(columns := (customer_id)),
+    number_of_rows(threshold := 0)
+  ),
+  description 'Customers from MongoDB: typed, renamed, one row per customer (latest version). Holds PII (name, email, phone, street): PII stays in bronze and never reaches gold.',
+  column_descriptions (
+    customer_id = 'Customer id (MongoDB _id).',
+    customer_name = 'PII: full name, trimmed.',
+    email = 'PII: e-mail address, trimmed and lower-cased.',
+    phone = 'PII: phone number, trimmed.',
+    street = 'PII: street address.',
+    city = 'City of the customer address.',
+    postcode = 'Postcode of the customer address.',
+    country = 'Country of the customer address (upper-cased code or name).',
+    created_at = 'When the customer signed up (UTC).',
+    updated_at = 'When the customer document was last changed (UTC).',
+    signup_date = 'UTC date of created_at.',
+    ingested_at = 'When dlt loaded the current version.'
+  )
+);
+
+WITH source AS (
+  SELECT * FROM raw.mongo_customers
+),
+
+renamed AS (
+  SELECT
+    _id AS customer_id,
+    @clean_text(name) AS customer_name,
+    LOWER(@clean_text(email)) AS email,
+    @clean_text(phone) AS phone,
+    @clean_text(address__street) AS street,
+    @clean_text(address__city) AS city,
+    @clean_text(address__postcode) AS postcode,
+    UPPER(@clean_text(address__country)) AS country,
+    created_at,
+    updated_at,
+    _ingested_at AS ingested_at
+  FROM source
+  WHERE _id IS NOT NULL
+),
+
+deduplicated AS (
+  SELECT *
+  FROM renamed
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY customer_id
+    ORDER BY updated_at DESC NULLS LAST, ingested_at DESC NULLS LAST
+  ) = 1
+)
+
+SELECT
+  customer_id::VARCHAR AS customer_id,
+  customer_name::VARCHAR AS customer_name,
+  email::VARCHAR AS email,
+  phone::VARCHAR AS phone,
+  street::VARCHAR AS street,
+  city::VARCHAR AS city,
+  postcode::VARCHAR AS postcode,
+  country::VARCHAR AS country,
+  created_at::TIMESTAMPTZ AS created_at,
+  updated_at::TIMESTAMPTZ AS updated_at,
+  @utc_date(created_at) AS signup_date,
+  ingested_at::TIMESTAMPTZ AS ingested_at
+FROM deduplicated

@@ -1,0 +1,66 @@
+MODEL (
+  name bronze.stg_order_line_items,
+  kind FULL,
+  cron '@daily',
+  grain (order_id, line_no),
+  owner 'data-platform',
+  tags (millpond, bronze),
+  audits (
+    not_null(columns := (order_id, line_no, quantity, unit_price, line_total)),
+    unique_combination_of_columns(columns := (order_id, line_no)),
+    assert_non_negative(column := quantity),
+    assert_non_negative(column := unit_price)
+  ),
+  description 'Order line items (embedded list in MongoDB orders): one row per order line of the current order version.',
+  column_descriptions (
+    order_id = 'Order the line belongs to.',
+    line_no = 'Line number within the order (1-based).',
+    product_id = 'Ordered product.',
+    sku = 'SKU of the ordered product, upper-cased.',
+    quantity = 'Ordered units.',
+    unit_price = 'Price per unit in the order currency.',
+    line_total = 'quantity * unit_price.'
+  )
+);
+
+WITH orders AS (
+  -- the current version of each order; dlt links child rows to it via _dlt_root_id
+  SELECT
+    _id AS order_id,
+    _dlt_id AS order_row_id
+  FROM raw.mongo_orders
+  WHERE _id IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY _id
+    ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC NULLS LAST
+  ) = 1
+),
+
+line_items AS (
+  SELECT * FROM raw.mongo_orders__line_items
+),
+
+renamed AS (
+  SELECT
+    orders.order_id,
+    COALESCE(line_items.line_no, line_items._dlt_list_idx + 1) AS line_no,
+    @clean_text(line_items.product_id) AS product_id,
+    UPPER(@clean_text(line_items.sku)) AS sku,
+    line_items.quantity,
+    @money(line_items.unit_price) AS unit_price,
+    line_items._dlt_list_idx AS list_idx
+  FROM line_items
+  INNER JOIN orders
+    ON line_items._dlt_root_id = orders.order_row_id
+)
+
+SELECT
+  order_id::VARCHAR AS order_id,
+  line_no::BIGINT AS line_no,
+  product_id::VARCHAR AS product_id,
+  sku::VARCHAR AS sku,
+  quantity::BIGINT AS quantity,
+  unit_price,
+  @money(quantity * unit_price) AS line_total
+FROM renamed
+QUALIFY ROW_NUMBER() OVER (PARTITION BY order_id, line_no ORDER BY list_idx) = 1

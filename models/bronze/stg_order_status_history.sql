@@ -1,0 +1,57 @@
+MODEL (
+  name bronze.stg_order_status_history,
+  kind FULL,
+  cron '@daily',
+  grain (order_id, status_seq),
+  owner 'data-platform',
+  tags (millpond, bronze),
+  audits (
+    not_null(columns := (order_id, status_seq, status)),
+    unique_combination_of_columns(columns := (order_id, status_seq)),
+    accepted_values(column := status, is_in := ('created', 'paid', 'shipped', 'delivered', 'cancelled'))
+  ),
+  description 'Status transitions of each order (embedded list in MongoDB orders), in list order.',
+  column_descriptions (
+    order_id = 'Order whose status changed.',
+    status_seq = 'Position of the transition in the order history (1-based).',
+    status = 'Status the order moved to.',
+    changed_at = 'When the transition happened (UTC).',
+    changed_date = 'UTC date of changed_at.'
+  )
+);
+
+WITH orders AS (
+  SELECT
+    _id AS order_id,
+    _dlt_id AS order_row_id
+  FROM raw.mongo_orders
+  WHERE _id IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY _id
+    ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC NULLS LAST
+  ) = 1
+),
+
+history AS (
+  SELECT * FROM raw.mongo_orders__status_history
+),
+
+renamed AS (
+  SELECT
+    orders.order_id,
+    history._dlt_list_idx + 1 AS status_seq,
+    LOWER(@clean_text(history.status)) AS status,
+    history.at AS changed_at
+  FROM history
+  INNER JOIN orders
+    ON history._dlt_root_id = orders.order_row_id
+)
+
+SELECT
+  order_id::VARCHAR AS order_id,
+  status_seq::BIGINT AS status_seq,
+  status::VARCHAR AS status,
+  changed_at::TIMESTAMPTZ AS changed_at,
+  @utc_date(changed_at) AS changed_date
+FROM renamed
+QUALIFY ROW_NUMBER() OVER (PARTITION BY order_id, status_seq ORDER BY changed_at) = 1

@@ -1,0 +1,72 @@
+MODEL (
+  name bronze.stg_orders,
+  kind FULL,
+  cron '@daily',
+  grain order_id,
+  owner 'data-platform',
+  tags (millpond, bronze),
+  audits (
+    not_null(columns := (order_id, customer_id, status, created_at, order_date)),
+    unique_values(columns := (order_id)),
+    accepted_values(column := status, is_in := ('created', 'paid', 'shipped', 'delivered', 'cancelled'))
+  ),
+  description 'Orders from MongoDB: one row per order (its latest version), typed and renamed. Orders are mutable (status changes), so this model is rebuilt in full on every run.',
+  column_descriptions (
+    order_id = 'Order id (MongoDB _id).',
+    customer_id = 'Customer who placed the order.',
+    status = 'Current status: created, paid, shipped, delivered or cancelled.',
+    is_cancelled = 'TRUE when the current status is cancelled.',
+    currency = 'ISO 4217 currency code of the order.',
+    source_total_amount = 'total_amount as stored on the MongoDB document (not trusted: gold recomputes totals from line items).',
+    shipping_city = 'Shipping city.',
+    shipping_country = 'Shipping country.',
+    created_at = 'When the order was placed (UTC).',
+    order_date = 'Business date: UTC date of created_at.',
+    updated_at = 'When the order document was last changed (UTC).',
+    ingested_at = 'When dlt loaded the current version.'
+  )
+);
+
+WITH source AS (
+  SELECT * FROM raw.mongo_orders
+),
+
+renamed AS (
+  SELECT
+    _id AS order_id,
+    @clean_text(customer_id) AS customer_id,
+    LOWER(@clean_text(status)) AS status,
+    UPPER(@clean_text(currency)) AS currency,
+    @money(total_amount) AS source_total_amount,
+    @clean_text(shipping_address__city) AS shipping_city,
+    UPPER(@clean_text(shipping_address__country)) AS shipping_country,
+    created_at,
+    updated_at,
+    _ingested_at AS ingested_at
+  FROM source
+  WHERE _id IS NOT NULL
+),
+
+deduplicated AS (
+  SELECT *
+  FROM renamed
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY order_id
+    ORDER BY updated_at DESC NULLS LAST, ingested_at DESC NULLS LAST
+  ) = 1
+)
+
+SELECT
+  order_id::VARCHAR AS order_id,
+  customer_id::VARCHAR AS customer_id,
+  status::VARCHAR AS status,
+  (status = 'cancelled')::BOOLEAN AS is_cancelled,
+  currency::VARCHAR AS currency,
+  source_total_amount,
+  shipping_city::VARCHAR AS shipping_city,
+  shipping_country::VARCHAR AS shipping_country,
+  created_at::TIMESTAMPTZ AS created_at,
+  @utc_date(created_at) AS order_date,
+  updated_at::TIMESTAMPTZ AS updated_at,
+  ingested_at::TIMESTAMPTZ AS ingested_at
+FROM deduplicated

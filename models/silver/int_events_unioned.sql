@@ -1,0 +1,97 @@
+MODEL (
+  name silver.int_events_unioned,
+  kind INCREMENTAL_BY_TIME_RANGE (
+    time_column event_ts
+  ),
+  cron '@daily',
+  grain (event_source, event_id),
+  owner 'data-platform',
+  tags (millpond, silver, events),
+  audits (
+    not_null(columns := (event_source, event_id, event_type, event_ts, event_date)),
+    unique_combination_of_columns(columns := (event_source, event_id)),
+    accepted_values(column := event_source, is_in := ('clickstream', 'payments', 'shipments'))
+  ),
+  description 'The three deduplicated event streams (clickstream, payments, shipments) in one shape. Incremental by event_ts.',
+  column_descriptions (
+    event_source = 'Stream the event came from: clickstream, payments or shipments.',
+    event_id = 'Event id.',
+    event_type = 'Event type (stream specific).',
+    event_ts = 'When the event happened (UTC).',
+    event_date = 'UTC date of event_ts.',
+    session_id = 'Browser session (clickstream only).',
+    customer_id = 'Customer (clickstream only, NULL when anonymous).',
+    order_id = 'Order the event refers to, if any.',
+    amount = 'Payment amount (payments only).',
+    currency = 'Payment currency (payments only).'
+  )
+);
+
+WITH clickstream AS (
+  SELECT
+    'clickstream' AS event_source,
+    event_id,
+    event_type,
+    event_ts,
+    event_date,
+    session_id,
+    customer_id,
+    order_id,
+    NULL::DECIMAL(18, 2) AS amount,
+    NULL::VARCHAR AS currency
+  FROM bronze.stg_clickstream_events
+  WHERE event_ts BETWEEN @start_ts AND @end_ts
+),
+
+payments AS (
+  SELECT
+    'payments' AS event_source,
+    event_id,
+    event_type,
+    event_ts,
+    event_date,
+    NULL::VARCHAR AS session_id,
+    NULL::VARCHAR AS customer_id,
+    order_id,
+    amount,
+    currency
+  FROM bronze.stg_payment_events
+  WHERE event_ts BETWEEN @start_ts AND @end_ts
+),
+
+shipments AS (
+  SELECT
+    'shipments' AS event_source,
+    event_id,
+    event_type,
+    event_ts,
+    event_date,
+    NULL::VARCHAR AS session_id,
+    NULL::VARCHAR AS customer_id,
+    order_id,
+    NULL::DECIMAL(18, 2) AS amount,
+    NULL::VARCHAR AS currency
+  FROM bronze.stg_shipment_events
+  WHERE event_ts BETWEEN @start_ts AND @end_ts
+),
+
+unioned AS (
+  SELECT * FROM clickstream
+  UNION ALL
+  SELECT * FROM payments
+  UNION ALL
+  SELECT * FROM shipments
+)
+
+SELECT
+  event_source::VARCHAR AS event_source,
+  event_id::VARCHAR AS event_id,
+  event_type::VARCHAR AS event_type,
+  event_ts::TIMESTAMPTZ AS event_ts,
+  event_date::DATE AS event_date,
+  session_id::VARCHAR AS session_id,
+  customer_id::VARCHAR AS customer_id,
+  order_id::VARCHAR AS order_id,
+  amount::DECIMAL(18, 2) AS amount,
+  currency::VARCHAR AS currency
+FROM unioned

@@ -1,0 +1,58 @@
+import socket
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from millpond.errors import ServiceError
+from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, free_port, port_in_use
+
+
+def test_mongo_is_a_writable_replica_set_primary(mongo: MongoReplicaSet):
+    with mongo.client() as client:
+        hello = client.admin.command("hello")
+        assert hello["isWritablePrimary"] is True
+        assert hello["setName"] == "rs0"
+
+
+def test_postgres_answers_queries(postgres: PostgresCluster):
+    with psycopg.connect(postgres.uri) as conn:
+        assert conn.execute("select current_setting('server_version_num')::int / 10000").fetchone()[0] == 15
+
+
+def test_start_is_idempotent_and_stop_reports_state(tmp_path: Path):
+    broker = KafkaBroker(tmp_path, free_port())
+    broker.start()
+    pid = broker.pid()
+    assert broker.start().pid() == pid  # already running: same process
+    assert port_in_use(broker.port)
+    assert broker.stop() is True
+    assert broker.stop() is False
+    assert not broker.is_running()
+
+
+def test_taken_port_gives_clear_error(tmp_path: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ServiceError, match=f"port {port} for kafka is already taken"):
+            KafkaBroker(tmp_path, port).start()
+
+
+def test_missing_binary_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MILLPOND_MONGOD", str(tmp_path / "no-mongod"))
+    with pytest.raises(ServiceError, match="mongod binary not found") as err:
+        MongoReplicaSet(tmp_path, free_port()).start()
+    assert "unset MILLPOND_MONGOD" in str(err.value)
+
+
+def test_failed_start_reports_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\necho 'broker exploded' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MILLPOND_TANSU", str(fake))
+    broker = KafkaBroker(tmp_path, free_port())
+    broker.start_timeout_s = 1.5
+    with pytest.raises(ServiceError, match="broker exploded"):
+        broker.start()

@@ -1,0 +1,248 @@
+"""A real Superset (own venv, gunicorn) serving the committed dashboard bundle.
+
+One session: build a serving DuckDB file with the gold tables, bootstrap Superset
+in a temporary data dir, start it on a free port, then check the API, the numbers
+and a headless-Chromium rendering of the dashboard (saved to
+``artifacts/superset-dashboard.png``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import requests
+
+from millpond.superset import server
+from millpond.superset.runtime import REPO_ROOT
+
+pytestmark = pytest.mark.superset
+
+SLUG = "millpond-shop-overview"
+CHARTS = {"Daily revenue", "Orders by status", "Events per day by type", "Total revenue"}
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACT = REPO_ROOT / "artifacts" / "superset-dashboard.png"
+
+
+@dataclass
+class Instance:
+    url: str
+    data_dir: Path
+    serving: Path
+    env: dict[str, str]
+    total_revenue: Decimal
+    timings: dict[str, float]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def superset(tmp_path_factory: pytest.TempPathFactory, gold_serving: Any) -> Iterator[Instance]:
+    if not (REPO_ROOT / ".venv-superset" / "bin" / "superset").exists():
+        pytest.fail("Superset venv missing: run `make setup-superset`")
+    root = tmp_path_factory.mktemp("superset")
+    serving = root / "serving" / "serving.duckdb"
+    total = gold_serving.build(serving)
+    env = {
+        "MILLPOND_SUPERSET_SECRET_KEY": secrets.token_urlsafe(32),
+        "MILLPOND_SUPERSET_ADMIN_USER": "analyst",
+        "MILLPOND_SUPERSET_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+    }
+    timings: dict[str, float] = {}
+    data_dir = root / "data"
+    started = time.monotonic()
+    server.bootstrap(data_dir, serving, env)
+    timings["bootstrap_fresh_s"] = time.monotonic() - started
+    started = time.monotonic()
+    url = server.start(data_dir, _free_port(), env)
+    timings["start_s"] = time.monotonic() - started
+    try:
+        yield Instance(url, data_dir, serving, env, total, timings)
+    finally:
+        server.stop(data_dir)
+        print(f"\nsuperset timings: { {k: round(v, 1) for k, v in timings.items()} }")
+
+
+@pytest.fixture(scope="session")
+def api(superset: Instance) -> requests.Session:
+    session = requests.Session()
+    resp = session.post(
+        f"{superset.url}/api/v1/security/login",
+        json={
+            "username": superset.env["MILLPOND_SUPERSET_ADMIN_USER"],
+            "password": superset.env["MILLPOND_SUPERSET_ADMIN_PASSWORD"],
+            "provider": "db",
+            "refresh": False,
+        },
+        timeout=30,
+    )
+    resp.raise_for_status()
+    session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+    csrf = session.get(f"{superset.url}/api/v1/security/csrf_token/", timeout=30)
+    csrf.raise_for_status()
+    session.headers.update({"X-CSRFToken": csrf.json()["result"], "Referer": superset.url})
+    return session
+
+
+def _charts(api: requests.Session, url: str) -> dict[str, dict[str, Any]]:
+    resp = api.get(f"{url}/api/v1/dashboard/{SLUG}/charts", timeout=30)
+    resp.raise_for_status()
+    return {c["slice_name"]: c for c in resp.json()["result"]}
+
+
+def _chart_data(api: requests.Session, url: str, chart_id: int) -> list[dict[str, Any]]:
+    resp = api.get(f"{url}/api/v1/chart/{chart_id}/data/", timeout=60)
+    assert resp.status_code == 200, resp.text[:500]
+    (result,) = resp.json()["result"]
+    assert result["status"] == "success", result
+    return list(result["data"])
+
+
+def test_bootstrap_is_idempotent_and_fast_when_warm(superset: Instance) -> None:
+    log_file = superset.data_dir / "superset" / "bootstrap.log"
+    before = log_file.read_text()
+    started = time.monotonic()
+    server.bootstrap(superset.data_dir, superset.serving, superset.env)
+    superset.timings["bootstrap_warm_s"] = time.monotonic() - started
+    assert superset.timings["bootstrap_warm_s"] < 5
+    assert log_file.read_text() == before  # no Superset command ran
+
+
+def test_server_is_running_and_start_is_idempotent(superset: Instance) -> None:
+    assert server.status(superset.data_dir) is True
+    port = int(superset.url.rsplit(":", 1)[1])
+    assert server.start(superset.data_dir, port, superset.env) == superset.url
+    assert requests.get(f"{superset.url}/health", timeout=10).text == "OK"
+
+
+def test_login_rejects_a_wrong_password(superset: Instance) -> None:
+    resp = requests.post(
+        f"{superset.url}/api/v1/security/login",
+        json={"username": "analyst", "password": "wrong", "provider": "db", "refresh": False},
+        timeout=30,
+    )
+    assert resp.status_code == 401
+
+
+def test_dashboard_is_imported_with_its_charts(superset: Instance, api: requests.Session) -> None:
+    resp = api.get(f"{superset.url}/api/v1/dashboard/{SLUG}", timeout=30)
+    resp.raise_for_status()
+    dashboard = resp.json()["result"]
+    assert dashboard["dashboard_title"] == "Millpond — Shop overview"
+    assert dashboard["published"] is True
+    assert set(_charts(api, superset.url)) == CHARTS
+
+
+def test_serving_database_is_read_only(superset: Instance, api: requests.Session) -> None:
+    resp = api.get(f"{superset.url}/api/v1/database/", timeout=30)
+    resp.raise_for_status()
+    (database,) = [d for d in resp.json()["result"] if d["database_name"] == "serving"]
+    assert database["allow_dml"] is False
+    detail = api.get(f"{superset.url}/api/v1/database/{database['id']}/connection", timeout=30).json()
+    assert detail["result"]["sqlalchemy_uri"] == f"duckdb:///{superset.serving}?access_mode=read_only"
+
+    def sql_lab(sql: str) -> requests.Response:
+        return api.post(
+            f"{superset.url}/api/v1/sqllab/execute/",
+            json={"database_id": database["id"], "sql": sql, "runAsync": False, "schema": "gold"},
+            timeout=60,
+        )
+
+    ok = sql_lab("SELECT sum(revenue) AS total FROM gold.agg_daily_revenue")
+    assert ok.status_code == 200, ok.text[:500]
+    assert Decimal(str(ok.json()["data"][0]["total"])) == superset.total_revenue
+    refused = sql_lab("DELETE FROM gold.agg_daily_revenue")
+    assert refused.status_code >= 400
+    with duckdb.connect(str(superset.serving), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM gold.agg_daily_revenue").fetchone() == (7,)
+
+
+def test_chart_data_matches_the_serving_file(superset: Instance, api: requests.Session, gold_serving: Any) -> None:
+    charts = _charts(api, superset.url)
+    expected_daily = gold_serving.daily_revenue(superset.serving)
+
+    rows = _chart_data(api, superset.url, charts["Daily revenue"]["id"])
+    got = {
+        time.strftime("%Y-%m-%d", time.gmtime(row["order_date"] / 1000)): Decimal(str(row["Revenue"])) for row in rows
+    }
+    assert got == expected_daily
+
+    (total,) = _chart_data(api, superset.url, charts["Total revenue"]["id"])
+    assert Decimal(str(total["Revenue"])) == superset.total_revenue == sum(expected_daily.values())
+
+    with duckdb.connect(str(superset.serving), read_only=True) as con:
+        orders, events, event_types = con.execute(
+            "SELECT (SELECT count(*) FROM gold.fct_orders), (SELECT sum(events) FROM gold.agg_daily_events),"
+            " (SELECT count(DISTINCT event_type) FROM gold.agg_daily_events)"
+        ).fetchone()  # type: ignore[misc]
+    status_rows = _chart_data(api, superset.url, charts["Orders by status"]["id"])
+    assert len(status_rows) == len(expected_daily)
+    assert sum(v for row in status_rows for k, v in row.items() if k != "order_date" and v) == orders
+    event_rows = _chart_data(api, superset.url, charts["Events per day by type"]["id"])
+    assert len(event_rows[0]) == event_types + 1  # one series per event type + the date
+    assert sum(v for row in event_rows for k, v in row.items() if k != "event_date" and v) == events
+
+
+def test_dashboard_renders_in_headless_chromium(superset: Instance) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium missing: run `make setup-browser`")
+    from playwright.sync_api import sync_playwright
+
+    started = time.monotonic()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1100})
+            page.goto(f"{superset.url}/login/")
+            page.fill("#username", superset.env["MILLPOND_SUPERSET_ADMIN_USER"])
+            page.fill("#password", superset.env["MILLPOND_SUPERSET_ADMIN_PASSWORD"])
+            page.click("button:has-text('Sign in')")
+            page.wait_for_url("**/superset/welcome/**", timeout=60_000)
+            page.goto(f"{superset.url}/superset/dashboard/{SLUG}/")
+            # Three ECharts canvases plus the big number must be drawn, nothing still loading.
+            page.wait_for_function(
+                """() => {
+                    const holders = '.dashboard-component-chart-holder';
+                    return document.querySelectorAll(`${holders} .chart-container canvas`).length === 3
+                        && document.querySelector(`${holders} .header-line`) !== null
+                        && document.querySelectorAll(`${holders} .loading`).length === 0;
+                }""",
+                timeout=90_000,
+            )
+            page.wait_for_timeout(1500)  # let the chart animations finish before the screenshot
+            big_number = page.inner_text(".dashboard-component-chart-holder .header-line")
+            errors = page.locator(".dashboard-component-chart-holder [role='alert']").count()
+            ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACT), full_page=True)
+        finally:
+            browser.close()
+    superset.timings["browser_s"] = time.monotonic() - started
+
+    assert big_number.replace(",", "") == f"{superset.total_revenue:.2f}"
+    assert errors == 0
+    png = ARTIFACT.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width >= 1600 and height >= 800
+    assert len(png) > 60_000  # charts with data, not a blank or error page

@@ -1,0 +1,194 @@
+"""Fast tests of the Superset integration's pure logic: no Superset server needed."""
+
+from __future__ import annotations
+
+import io
+import os
+import runpy
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from millpond.superset import bundle, server
+from millpond.superset.bootstrap import bootstrap, plan_args
+from millpond.superset.errors import SupersetError
+from millpond.superset.runtime import REPO_ROOT, Layout, child_env, fingerprint
+
+BUNDLE = bundle.DEFAULT_BUNDLE_DIR
+
+
+def _zip_yaml(data: bytes) -> dict[str, dict]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: yaml.safe_load(archive.read(name)) for name in archive.namelist()}
+
+
+def test_build_zip_rewrites_serving_uri_to_absolute_read_only_path(tmp_path: Path) -> None:
+    serving = tmp_path / "serving dir" / "serving.duckdb"
+    files = _zip_yaml(bundle.build_zip(BUNDLE, serving))
+
+    database = files[f"{bundle.ZIP_ROOT}/databases/serving.yaml"]
+    assert database["sqlalchemy_uri"] == f"duckdb:///{serving.resolve()}?access_mode=read_only"
+    assert database["sqlalchemy_uri"].startswith("duckdb:////")
+    assert database["allow_dml"] is False
+    assert files[f"{bundle.ZIP_ROOT}/metadata.yaml"] == {"version": "1.0.0", "type": "assets"}
+    assert all(name.startswith(f"{bundle.ZIP_ROOT}/") for name in files)
+
+
+def test_build_zip_is_deterministic_and_keyed_on_the_serving_path(tmp_path: Path) -> None:
+    first = bundle.build_zip(BUNDLE, tmp_path / "a.duckdb")
+    assert first == bundle.build_zip(BUNDLE, tmp_path / "a.duckdb")
+    assert bundle.bundle_digest(BUNDLE, tmp_path / "a.duckdb") != bundle.bundle_digest(BUNDLE, tmp_path / "b.duckdb")
+
+
+def test_committed_bundle_is_portable_and_consistent() -> None:
+    """Every reference in the bundle resolves, and no machine path is committed."""
+    docs = {rel: (text, yaml.safe_load(text)) for rel, text in bundle.iter_bundle_files(BUNDLE)}
+    by_kind: dict[str, dict[str, dict]] = {}
+    for rel, (_text, doc) in docs.items():
+        by_kind.setdefault(rel.split("/")[0], {})[doc["uuid"]] = doc
+
+    (database,) = by_kind["databases"].values()
+    assert database["sqlalchemy_uri"] == bundle.URI_TEMPLATE
+    for rel, (text, _doc) in docs.items():
+        assert "/tmp/" not in text and "/work/" not in text, rel
+    for dataset in by_kind["datasets"].values():
+        assert dataset["database_uuid"] == database["uuid"]
+        assert dataset["schema"] == "gold"
+    for chart in by_kind["charts"].values():
+        assert chart["dataset_uuid"] in by_kind["datasets"], chart["slice_name"]
+        assert chart["query_context"], f"{chart['slice_name']} has no saved query_context"
+    (dashboard,) = by_kind["dashboards"].values()
+    assert dashboard["dashboard_title"] == "Millpond — Shop overview"
+    placed = {
+        node["meta"]["uuid"]
+        for node in dashboard["position"].values()
+        if isinstance(node, dict) and node.get("type") == "CHART"
+    }
+    assert placed == set(by_kind["charts"])
+    tables = {d["table_name"] for d in by_kind["datasets"].values()}
+    assert tables == {"agg_daily_revenue", "agg_daily_orders_by_status", "agg_daily_events"}
+
+
+def test_render_refuses_a_machine_specific_uri() -> None:
+    with pytest.raises(SupersetError, match="placeholder"):
+        bundle.render_database_yaml("sqlalchemy_uri: duckdb:////home/x/s.duckdb\n", "duckdb:////y")
+
+
+def test_serving_uri_rejects_characters_that_break_the_uri(tmp_path: Path) -> None:
+    with pytest.raises(SupersetError, match="URI"):
+        bundle.serving_uri(tmp_path / "what?.duckdb")
+
+
+def test_absorb_export_strips_ids_restores_placeholder_and_replaces_by_uuid(tmp_path: Path) -> None:
+    target = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, target)
+    # An old copy of a chart committed under another file name must be replaced, not duplicated.
+    (target / "charts" / "Daily_revenue.yaml").rename(target / "charts" / "Old_name.yaml")
+    built = bundle.build_zip(BUNDLE, tmp_path / "serving.duckdb")
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(io.BytesIO(built)) as src, zipfile.ZipFile(export, "w") as dst:
+        for name in src.namelist():
+            renamed = name.replace(bundle.ZIP_ROOT, "dashboard_export_20250101T000000")
+            renamed = renamed.replace(".yaml", "_42.yaml") if "/charts/" in name else renamed
+            dst.writestr(renamed, src.read(name))
+
+    written = bundle.absorb_export(export, target)
+
+    assert "charts/Daily_revenue.yaml" in written
+    assert not (target / "charts" / "Old_name.yaml").exists()
+    assert not list(target.rglob("*_42.yaml"))
+    assert (target / "databases" / "serving.yaml").read_text() == (BUNDLE / "databases" / "serving.yaml").read_text()
+    assert sorted(p.relative_to(target) for p in target.rglob("*.yaml")) == sorted(
+        p.relative_to(BUNDLE) for p in BUNDLE.rglob("*.yaml")
+    )
+
+
+def test_absorb_export_rejects_an_empty_archive(tmp_path: Path) -> None:
+    export = tmp_path / "empty.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        archive.writestr("x/metadata.yaml", "version: 1.0.0\n")
+    with pytest.raises(SupersetError, match="no Superset assets"):
+        bundle.absorb_export(export, tmp_path / "bundle")
+
+
+def test_plan_args_orders_steps_and_separates_them() -> None:
+    assert plan_args(["bundle", "schema"], "ana", Path("/b.zip")) == [
+        "schema",
+        "--",
+        "import",
+        "/b.zip",
+        "ana",
+    ]
+    assert plan_args(["admin"], "ana", Path("/b.zip")) == ["admin", "ana"]
+
+
+def test_fingerprint_never_contains_the_secret() -> None:
+    key = fingerprint("admin", "ana", "hunter2hunter2", "s3cr3t")
+    assert "hunter2" not in key and len(key) == 64
+
+
+def test_child_env_points_at_config_and_scrubs_the_callers_venv(tmp_path: Path) -> None:
+    layout = Layout.for_data_dir(tmp_path, {})
+    os.environ["PYTHONPATH"] = "/somewhere/else"
+    try:
+        env = child_env(layout, tmp_path, {"MILLPOND_SUPERSET_SECRET_KEY": "k" * 20})
+    finally:
+        del os.environ["PYTHONPATH"]
+    assert "PYTHONPATH" not in env
+    assert env["SUPERSET_CONFIG_PATH"] == str(REPO_ROOT / "semantic/superset/superset_config.py")
+    assert env["MILLPOND_DATA_DIR"] == str(tmp_path.resolve())
+    assert env["PATH"].startswith(str(layout.venv / "bin"))
+    assert env["MILLPOND_SUPERSET_SECRET_KEY"] == "k" * 20
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"MILLPOND_SUPERSET_ADMIN_PASSWORD": "pw"}, "MILLPOND_SUPERSET_SECRET_KEY"),
+        ({"MILLPOND_SUPERSET_SECRET_KEY": "short"}, "MILLPOND_SUPERSET_SECRET_KEY"),
+        ({"MILLPOND_SUPERSET_SECRET_KEY": "k" * 32}, "MILLPOND_SUPERSET_ADMIN_PASSWORD"),
+    ],
+)
+def test_bootstrap_names_the_missing_setting(tmp_path: Path, env: dict[str, str], missing: str) -> None:
+    with pytest.raises(SupersetError, match=missing):
+        bootstrap(tmp_path, tmp_path / "serving.duckdb", env)
+    assert not (tmp_path / "superset").exists()
+
+
+def test_bootstrap_points_to_make_target_when_superset_is_not_installed(tmp_path: Path) -> None:
+    env = {
+        "MILLPOND_SUPERSET_SECRET_KEY": "k" * 32,
+        "MILLPOND_SUPERSET_ADMIN_PASSWORD": "pw",
+        "MILLPOND_SUPERSET_VENV": str(tmp_path / "no-venv"),
+    }
+    with pytest.raises(SupersetError, match="make setup-superset"):
+        bootstrap(tmp_path, tmp_path / "serving.duckdb", env)
+
+
+def test_superset_config_refuses_to_load_without_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = REPO_ROOT / "semantic" / "superset" / "superset_config.py"
+    monkeypatch.setenv("MILLPOND_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MILLPOND_SUPERSET_SECRET_KEY", raising=False)
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(config))
+    monkeypatch.setenv("MILLPOND_SUPERSET_SECRET_KEY", "k" * 32)
+    settings = runpy.run_path(str(config))
+    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path.resolve()}/superset/superset.db"
+    assert settings["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert settings["CACHE_CONFIG"]["CACHE_TYPE"] == "SimpleCache"
+    csp = settings["TALISMAN_CONFIG"]["content_security_policy"]
+    assert not [src for srcs in csp.values() for src in srcs if "http" in src]
+
+
+def test_server_status_and_stop_without_a_server(tmp_path: Path) -> None:
+    assert server.status(tmp_path) is False
+    assert server.stop(tmp_path) is False
+    home = tmp_path / "superset"
+    home.mkdir()
+    (home / "server.pid").write_text(str(os.getpid()))  # alive, but not gunicorn
+    assert server.status(tmp_path) is False
+    assert server.stop(tmp_path) is False
+    assert not (home / "server.pid").exists()
