@@ -29,6 +29,7 @@ RUN uv pip install --no-cache --python /app/.venv/bin/python \
 COPY semantic/superset/superset_config.py /app/pythonpath/millpond_superset_base.py
 COPY docker/superset/superset_config.py /app/pythonpath/superset_config.py
 COPY semantic/superset/bundle/ /app/millpond/bundle/
+COPY semantic/superset/millpond_admin.py /app/millpond/millpond_admin.py
 COPY --chmod=0755 docker/superset/init.sh /app/millpond/init.sh
 
 ENV SUPERSET_CONFIG_PATH=/app/pythonpath/superset_config.py \

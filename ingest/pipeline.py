@@ -7,6 +7,7 @@ finishes any pending package (``MILLPOND_CRASH_AFTER`` injects such a crash for 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,13 +46,15 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline writing to the DuckDB warehouse, its working dir inside the data dir."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     settings.dlt_dir.mkdir(parents=True, exist_ok=True)
-    return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(settings.warehouse)),
-        dataset_name=DATASET,
-        pipelines_dir=str(settings.dlt_dir / "pipelines"),
-        progress="log" if os.environ.get("MILLPOND_PROGRESS") == "log" else None,
-    )
+    options: dict[str, Any] = {
+        "pipeline_name": PIPELINE_NAME,
+        "destination": dlt.destinations.duckdb(str(settings.warehouse)),
+        "dataset_name": DATASET,
+        "pipelines_dir": str(settings.dlt_dir / "pipelines"),
+        # progress of extract/normalize/load every 10 s, through our structured logs
+        "progress": dlt.progress.log(log_period=10, logger=logging.getLogger("millpond.progress")),
+    }
+    return dlt.pipeline(**options)
 
 
 def sources(settings: Settings, *, mongo: bool = True, kafka: bool = True) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,7 +16,8 @@ from millpond.errors import MillpondError
 
 
 def _settings(ctx: click.Context) -> settings_mod.Settings:
-    return ctx.obj  # type: ignore[no-any-return]
+    cfg: settings_mod.Settings = ctx.obj
+    return cfg
 
 
 def _echo(payload: Any) -> None:
@@ -81,6 +83,7 @@ def services_status(ctx: click.Context) -> None:
 def generate(ctx: click.Context, end_date: datetime | None, increment: bool, **knobs: int) -> None:
     """Fill MongoDB and Kafka with a deterministic online shop (idempotent per end date)."""
     from pymongo import MongoClient
+    from pymongo.database import Database
 
     from millpond.generator import GeneratorConfig
     from millpond.generator import generate as run_generate
@@ -88,8 +91,9 @@ def generate(ctx: click.Context, end_date: datetime | None, increment: bool, **k
 
     cfg = _settings(ctx)
     config = GeneratorConfig(**knobs)
+    client: MongoClient[dict[str, Any]]
     with MongoClient(cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=int(cfg.io_timeout_s * 1000)) as client:
-        db = client[cfg.mongo_db]
+        db: Database[dict[str, Any]] = client[cfg.mongo_db]
         day: date = end_date.date() if end_date else datetime.now(UTC).date() - timedelta(days=1)
         if increment:
             state = db[STATE].find_one({"_id": "state"})
@@ -181,9 +185,10 @@ def superset_env(cfg: settings_mod.Settings) -> dict[str, str]:
         raise MillpondError(
             "MILLPOND_SUPERSET_ADMIN_PASSWORD and MILLPOND_SUPERSET_SECRET_KEY must be set",
             stage="serve",
-            hint="export both (make demo generates them into .local/superset.env)",
+            hint="export both (make demo generates them into .local/demo.env)",
         )
-    return {
+    passthrough = {k: v for k, v in os.environ.items() if k.startswith("MILLPOND_SUPERSET_")}
+    return passthrough | {
         "MILLPOND_DATA_DIR": str(cfg.data_dir),
         "MILLPOND_SERVING_PATH": str(cfg.serving),
         "MILLPOND_SUPERSET_ADMIN_USER": cfg.superset_admin_user,

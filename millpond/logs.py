@@ -46,4 +46,4 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
 
 def get(name: str) -> structlog.stdlib.BoundLogger:
     """A named structured logger."""
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)

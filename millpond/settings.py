@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     mongo_port: int = 27017
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_port: int = 9092
-    kafka_group_id: str = "millpond-ingest"
     io_timeout_s: float = 30.0
 
     warehouse_path: Path | None = None

@@ -20,6 +20,15 @@ os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 logs.configure("console", "WARNING")
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """No test leaks environment variables into the next one."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def services_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="millpond-services-"))

@@ -1,40 +1,29 @@
 #!/usr/bin/env bash
-# One-shot, idempotent Superset initialisation (docker compose `superset-init`, k8s initContainer):
-# migrate the metadata database, create roles/permissions, create the admin user if missing and
-# import Millpond's dashboard bundle (overwriting the previous version of the same UUIDs).
+# One-shot, idempotent Superset initialisation (docker compose `superset-init`, k8s initContainer).
+# Same steps as the local bootstrap (millpond/superset/bootstrap.py), in one Superset process:
+# migrate + roles, create or reset the admin, import the dashboard bundle with the assets importer
+# (overwrites charts, datasets and the database connection, so the repository stays the truth).
+# The password is read from the environment by millpond_admin.py, never passed on a command line.
 set -euo pipefail
 
 : "${MILLPOND_SUPERSET_ADMIN_USER:=admin}"
 : "${MILLPOND_SUPERSET_ADMIN_PASSWORD:?MILLPOND_SUPERSET_ADMIN_PASSWORD is required}"
 : "${MILLPOND_SUPERSET_SECRET_KEY:?MILLPOND_SUPERSET_SECRET_KEY is required}"
+: "${MILLPOND_SERVING_PATH:?MILLPOND_SERVING_PATH (the serving database the dashboards read) is required}"
 BUNDLE_DIR="${MILLPOND_SUPERSET_BUNDLE_DIR:-/app/millpond/bundle}"
+ADMIN_SCRIPT="${MILLPOND_SUPERSET_ADMIN_SCRIPT:-/app/millpond/millpond_admin.py}"
 
 log() { printf '{"event":"%s","component":"superset-init"}\n' "$1"; }
 
-log "db_upgrade"
-superset db upgrade
+workdir="$(mktemp -d)"
+trap 'rm -rf "${workdir}"' EXIT
+# The committed bundle names the serving database as ${MILLPOND_SERVING_PATH}: fill it in.
+cp -r "${BUNDLE_DIR}" "${workdir}/bundle"
+find "${workdir}/bundle" -path '*/databases/*.yaml' -exec \
+  sed -i "s|\${MILLPOND_SERVING_PATH}|${MILLPOND_SERVING_PATH}|g" {} +
+(cd "${workdir}" && python -m zipfile -c bundle.zip bundle)
 
-log "init_roles"
-superset init
-
-if superset fab list-users 2>/dev/null | grep -Eq "username: ?${MILLPOND_SUPERSET_ADMIN_USER}( |\\|)"; then
-  log "admin_exists"
-else
-  log "create_admin"
-  superset fab create-admin \
-    --username "${MILLPOND_SUPERSET_ADMIN_USER}" \
-    --firstname Millpond --lastname Admin \
-    --email "${MILLPOND_SUPERSET_ADMIN_USER}@millpond.invalid" \
-    --password "${MILLPOND_SUPERSET_ADMIN_PASSWORD}"
-fi
-
-if [ -n "$(ls -A "${BUNDLE_DIR}" 2>/dev/null)" ]; then
-  log "import_dashboards"
-  workdir="$(mktemp -d)"
-  trap 'rm -rf "${workdir}"' EXIT
-  (cd "${BUNDLE_DIR}/.." && python -m zipfile -c "${workdir}/bundle.zip" "$(basename "${BUNDLE_DIR}")")
-  superset import-dashboards -p "${workdir}/bundle.zip" -u "${MILLPOND_SUPERSET_ADMIN_USER}"
-else
-  log "no_bundle"
-fi
+log "bootstrap"
+python "${ADMIN_SCRIPT}" schema -- admin "${MILLPOND_SUPERSET_ADMIN_USER}" \
+  -- import "${workdir}/bundle.zip" "${MILLPOND_SUPERSET_ADMIN_USER}"
 log "done"

@@ -1,7 +1,7 @@
 """Kafka source: one append-only table per topic, offsets kept in dlt state.
 
-Each run reads every assigned partition from the offset after the last loaded message up to
-the high watermark seen at the start, so a run is bounded. Offsets live in the resource state,
+Each run reads every partition from the offset after the last loaded message until the broker
+reports the end of the partition, so a run is bounded. Offsets live in the resource state,
 which dlt commits with the load package: a crashed run re-reads the same messages, and the
 merge on ``(topic, partition, offset)`` keeps that idempotent (at-least-once + dedup).
 Messages that are not valid events go to the dead-letter table with the reason.
@@ -59,7 +59,9 @@ def _consumer(bootstrap_servers: str, timeout_s: float) -> Consumer:
             "group.id": "millpond-dlt",  # required by librdkafka; we assign and never commit
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
+            # A stored offset the broker no longer has (topic recreated, retention) must not be
+            # silently reset: re-read offsets would overwrite other messages' raw rows.
+            "auto.offset.reset": "error",
             "socket.timeout.ms": int(timeout_s * 1000),
             "session.timeout.ms": 6000,
             "enable.partition.eof": True,
@@ -86,15 +88,26 @@ def _topic_reader(bootstrap_servers: str, topic: str, timeout_s: float, max_mess
         while pending and (max_messages is None or read < max_messages):
             msg = consumer.poll(timeout_s)
             if msg is None:
-                raise KafkaException(f"no message or end-of-partition from {topic} within {timeout_s}s")
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+                raise KafkaException(
+                    f"no message or end-of-partition from {topic} partitions {sorted(pending)} within {timeout_s}s "
+                    f"(stored offsets {offsets}): the broker is unreachable, or the topic was recreated and the "
+                    "stored offsets are beyond its end; see docs/runbooks/pipeline-failed.md"
+                )
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(msg.partition())
                     continue
-                raise KafkaException(msg.error())
+                if error.code() == KafkaError._AUTO_OFFSET_RESET:
+                    raise KafkaException(
+                        f"the offset stored for {topic} [{msg.partition()}] is no longer on the broker "
+                        f"({error.str()}); the topic was recreated or its retention passed the consumer. "
+                        "See docs/runbooks/pipeline-failed.md (Kafka offsets out of range)"
+                    )
+                raise KafkaException(error)
             read += 1
             yield _row(topic, msg, ingested_at)
-            offsets[str(msg.partition())] = msg.offset() + 1
+            offsets[str(msg.partition())] = int(msg.offset() or 0) + 1
     finally:
         consumer.close()
 

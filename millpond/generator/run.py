@@ -68,7 +68,7 @@ def _from_bson(value: Any) -> Any:
 def generate(
     config: GeneratorConfig,
     end_date: date,
-    db: Database,  # type: ignore[type-arg]
+    db: Database,
     bootstrap: str,
     topics: dict[str, str],
 ) -> GenerationResult:
@@ -163,7 +163,7 @@ def _merge(existing: list[dict[str, Any]], updates: list[dict[str, Any]]) -> lis
     return [by_id[k] for k in sorted(by_id)]
 
 
-def _load(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:  # type: ignore[type-arg]
+def _load(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     customers = [_from_bson(d) for d in db.customers.find().sort("_id", 1)]
     products = [_from_bson(d) for d in db.products.find().sort("_id", 1)]
     private = {d["_id"]: d for d in db[PRIVATE].find({"open": True})}
@@ -177,7 +177,7 @@ def _load(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]], lis
 
 
 def _write(
-    db: Database,  # type: ignore[type-arg]
+    db: Database,
     bootstrap: str,
     topics: dict[str, str],
     messages: list[Message],

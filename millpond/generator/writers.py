@@ -29,7 +29,7 @@ def to_bson(value: Any) -> Any:
     return value
 
 
-def upsert(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:  # type: ignore[type-arg]
+def upsert(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
     """Replace-or-insert by ``_id``; re-running with the same documents changes nothing."""
     ops = [ReplaceOne({"_id": d["_id"]}, to_bson(dict(d)), upsert=True) for d in docs]
     if not ops:

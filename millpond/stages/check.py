@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from millpond import logs
+from millpond.envutil import scoped_env
 from millpond.errors import StageFailed
 from millpond.settings import Settings
 
@@ -57,14 +58,17 @@ def contract_files(settings: Settings) -> list[Path]:
 
 def verify(settings: Settings, contract: Path) -> ContractOutcome:
     """Verify one contract with Soda Core against the warehouse (read-only)."""
-    os.environ["MILLPOND_WAREHOUSE_PATH"] = str(settings.warehouse)  # read by checks/datasource.yml
-    os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
     from soda_core.contracts import verify_contract_locally
 
-    result = verify_contract_locally(
-        data_source_file_path=str(settings.project_dir / "checks" / "datasource.yml"),
-        contract_file_path=str(contract),
-    )
+    env = {
+        "MILLPOND_WAREHOUSE_PATH": str(settings.warehouse),  # read by checks/datasource.yml
+        "SODA_CORE_TELEMETRY_ENABLED": os.environ.get("SODA_CORE_TELEMETRY_ENABLED", "false"),
+    }
+    with scoped_env(env):
+        result = verify_contract_locally(
+            data_source_file_path=str(settings.project_dir / "checks" / "datasource.yml"),
+            contract_file_path=str(contract),
+        )
     errors = [e for e in result.get_errors()] if result.has_errors else []
     return ContractOutcome(
         contract=contract.stem,

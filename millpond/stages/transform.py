@@ -9,14 +9,16 @@ the watermark is saved just means the next run restates the same window again.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import duckdb
+import yaml
 
 from millpond import logs
+from millpond.envutil import scoped_env
 from millpond.errors import StageFailed
 from millpond.settings import Settings
 
@@ -96,12 +98,37 @@ def _save_watermark(settings: Settings, max_load_id: str | None, restated_from: 
         )
 
 
-def sqlmesh_context(settings: Settings):  # type: ignore[no-untyped-def]
-    """A SQLMesh context for the project, configured through the MILLPOND_* variables."""
-    os.environ.update(settings.sqlmesh_env())
+def ensure_raw_tables(settings: Settings) -> list[str]:
+    """Create, empty, every raw table ``external_models.yaml`` declares but dlt has not made yet.
+
+    dlt creates a table only once data arrives for it (a topic may still be empty), while a
+    SQLMesh plan needs every external table to exist. dlt adopts a pre-created table and adds
+    any column it lacks. Returns the tables created.
+    """
+    declared = yaml.safe_load((settings.project_dir / "external_models.yaml").read_text())
+    created = []
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("create schema if not exists raw")
+        existing = _raw_tables(con)
+        for model in declared:
+            schema, table = model["name"].split(".")
+            if schema != "raw" or table in existing:
+                continue
+            columns = ", ".join(f'"{name}" {kind}' for name, kind in model["columns"].items())
+            con.execute(f'create table raw."{table}" ({columns})')
+            created.append(table)
+    if created:
+        log.warning("transform.created_empty_raw_tables", tables=created)
+    return created
+
+
+def sqlmesh_context(settings: Settings) -> Any:
+    """A SQLMesh context for the project; ``config.yaml`` reads the MILLPOND_* paths at load."""
     from sqlmesh import Context  # heavy import: only when transforming
 
-    return Context(paths=[str(settings.project_dir)])
+    with scoped_env(settings.sqlmesh_env()):
+        return Context(paths=[str(settings.project_dir)])
 
 
 def run_transform(settings: Settings, today: date | None = None) -> TransformReport:
@@ -113,6 +140,7 @@ def run_transform(settings: Settings, today: date | None = None) -> TransformRep
     started = time.monotonic()
     today = today or datetime.now(UTC).date()
     end = today  # today's partial interval too: new data for it triggers a restatement next run
+    ensure_raw_tables(settings)
     restate_from, max_load_id = pending_window(settings)
     try:
         ctx = sqlmesh_context(settings)

@@ -65,11 +65,15 @@ def serving_digest(cfg: Settings) -> str:
 
 def assert_gold_matches_truth(cfg: Settings, events: dict[str, dict]) -> None:
     revenue, orders, statuses = mongo_truth(cfg)
-    gold_daily = {d: (n, r) for d, n, r in serving(cfg, "select order_date, orders, revenue from gold.agg_daily_revenue")}
+    gold_daily = {
+        d: (n, r) for d, n, r in serving(cfg, "select order_date, orders, revenue from gold.agg_daily_revenue")
+    }
     assert gold_daily == {d: (orders[d], revenue[d]) for d in orders}
     gold_status = dict(serving(cfg, "select status, sum(orders)::int from gold.agg_daily_orders_by_status group by 1"))
     assert gold_status == statuses
-    gold_events = {(d, t): n for d, t, n in serving(cfg, "select event_date, event_type, events from gold.agg_daily_events")}
+    gold_events = {
+        (d, t): n for d, t, n in serving(cfg, "select event_date, event_type, events from gold.agg_daily_events")
+    }
     assert gold_events == event_truth(events)
     (dups,) = serving(cfg, "select count(*) - count(distinct order_id) from gold.fct_orders")[0]
     assert dups == 0
@@ -127,7 +131,9 @@ def test_cli_run_fails_clearly_when_a_source_is_down(shop):
     cfg, _step, _events = shop
     before = serving_digest(cfg)
     env = pipeline_env(cfg) | {"MILLPOND_KAFKA_BOOTSTRAP": "127.0.0.1:9", "MILLPOND_IO_TIMEOUT_S": "3"}
-    proc = subprocess.run([sys.executable, "-m", "millpond", "run"], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "millpond", "run"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 1
     assert "error: [ingest] ingestion failed" in proc.stderr
     assert serving_digest(cfg) == before  # last good serving data stays

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -38,11 +37,12 @@ def _truth(cfg: Settings) -> dict[str, int]:
 def _assert_exactly_once(cfg: Settings, produced_messages: int) -> None:
     with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
         kafka_rows = sum(
-            con.execute(f"select count(*) from raw.kafka_{s}").fetchone()[0] for s in ("clickstream", "payments", "shipments")
+            con.execute(f"select count(*) from raw.kafka_{s}").fetchone()[0]
+            for s in ("clickstream", "payments", "shipments")
         )
         kafka_dead = con.execute("select count(*) from raw.dead_letter where source = 'kafka'").fetchone()[0]
         dup_keys = con.execute(
-            "select count(*) from (select topic, partition, \"offset\" from raw.kafka_clickstream group by all having count(*) > 1)"
+            'select count(*) from (select topic, partition, "offset" from raw.kafka_clickstream group by all having count(*) > 1)'
         ).fetchone()[0]
         dup_orders = con.execute("select count(*) - count(distinct _id) from raw.mongo_orders").fetchone()[0]
         orphan_items = con.execute(
@@ -112,3 +112,51 @@ def test_rerun_after_sigkill_during_load(make_settings):
     ok = subprocess.run([sys.executable, "-m", "millpond", "ingest"], env=_env(cfg), capture_output=True, timeout=300)
     assert ok.returncode == 0, ok.stderr.decode()[-2000:]
     _assert_exactly_once(cfg, produced)
+
+
+def test_follow_mode_loads_new_messages_each_cycle(make_settings):
+    from ingest.pipeline import follow
+
+    cfg = make_settings()
+    produced = _generate(cfg, date(2026, 3, 3)).messages
+    follow(cfg, interval_s=0, max_cycles=2)
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        tables = {
+            r[0]
+            for r in con.execute("select table_name from information_schema.tables where table_schema='raw'").fetchall()
+        }
+    assert "mongo_orders" not in tables  # follow mode reads Kafka only
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        kafka_rows = sum(
+            con.execute(f"select count(*) from raw.kafka_{s}").fetchone()[0]
+            for s in ("clickstream", "payments", "shipments")
+        )
+        dead = con.execute("select count(*) from raw.dead_letter").fetchone()[0]
+    assert kafka_rows + dead == produced
+
+
+def test_offsets_beyond_a_recreated_topic_fail_loudly(tmp_path, mongo):
+    """A broker that lost its log (Tansu keeps it in memory) must not make ingest re-use offsets."""
+    from millpond.errors import StageFailed
+    from millpond.services import KafkaBroker, free_port
+    from tests.conftest import isolated_settings
+
+    broker = KafkaBroker(tmp_path / "broker", free_port())
+    broker.start()
+    try:
+        cfg = isolated_settings(tmp_path / "data", mongo, broker, "recreated")
+        _generate(cfg, date(2026, 3, 3))
+        run_ingest(cfg)
+        broker.stop()
+        broker.start()  # empty log, offsets start again at 0
+        with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
+            client.drop_database(cfg.mongo_db)
+        small = GeneratorConfig(customers=3, products=2, orders_per_day=1, sessions_per_day=1, days=1)
+        with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
+            generate(small, date(2026, 3, 3), client[cfg.mongo_db], cfg.kafka_bootstrap, cfg.topics.as_dict())
+        before = raw_row_counts(cfg.warehouse)
+        with pytest.raises(StageFailed, match="no longer on the broker|stored offsets are beyond its end"):
+            run_ingest(cfg.model_copy(update={"io_timeout_s": 5}))
+        assert raw_row_counts(cfg.warehouse)["kafka_clickstream"] == before["kafka_clickstream"]
+    finally:
+        broker.stop()

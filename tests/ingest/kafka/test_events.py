@@ -6,7 +6,9 @@ from ingest.kafka.events import parse_event
 
 
 def test_valid_event_gets_parsed_timestamp():
-    event, problem = parse_event(b'{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-03-01T10:00:00.123Z"}')
+    event, problem = parse_event(
+        b'{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-03-01T10:00:00.123Z"}'
+    )
     assert problem is None
     assert event is not None
     assert event["_event_ts"].isoformat() == "2026-03-01T10:00:00.123000+00:00"

@@ -10,7 +10,10 @@ from millpond.serving import DuckDBServingTarget
 def _warehouse(path: Path, revenue: int) -> Path:
     with duckdb.connect(str(path)) as con:
         con.execute("create schema if not exists gold")
-        con.execute("create or replace table gold.agg_daily_revenue as select date '2026-03-01' as order_date, ? as revenue", [revenue])
+        con.execute(
+            "create or replace table gold.agg_daily_revenue as select date '2026-03-01' as order_date, ? as revenue",
+            [revenue],
+        )
         con.execute("create or replace view gold.v_revenue as select * from gold.agg_daily_revenue")
     return path
 

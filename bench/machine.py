@@ -1,0 +1,64 @@
+"""What the numbers were measured on: hardware and the versions of the parts being timed."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("duckdb", "dlt", "pyarrow", "pymongo", "confluent-kafka", "sqlmesh")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _binary_version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def describe() -> dict[str, Any]:
+    """nproc, memory, CPU, OS, Python and package versions, mongod and broker versions."""
+    from millpond.services.kafka import tansu_binary
+    from millpond.services.mongo import mongod_binary
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "mongod": _binary_version([str(mongod_binary()), "--version"]),
+        "kafka_broker": _binary_version([str(tansu_binary()), "--version"]),
+    }

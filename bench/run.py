@@ -1,0 +1,126 @@
+"""Entry point: ``python -m bench.run [--scale S] [--repeat N] [--out DIR]`` (see ``make bench``).
+
+Starts real services, generates data, runs the benchmarks, then writes ``DIR/results.json``,
+``DIR/*.png`` and the markdown page ``DIR.md`` beside the directory (``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from millpond import logs
+
+BENCHMARKS = ("kafka", "mongo", "publish", "scaling")
+log = logs.get("bench")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="data volume multiplier (default 1.0, ~2 min)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed repeats per measurement; the median is kept")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before timing (default 1)")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"), help="output dir for JSON and PNGs")
+    parser.add_argument(
+        "--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), help="run a subset of the benchmarks"
+    )
+    parser.add_argument(
+        "--factors", type=lambda s: [int(f) for f in s.split(",")], default=[1, 2, 4], help="scaling factors (1,2,4)"
+    )
+    parser.add_argument(
+        "--publish-orders", type=int, default=None, help="orders in the large publish case (default 500000 x scale)"
+    )
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.scale <= 0 or args.warmup < 0:
+        parser.error("--repeat must be >= 1, --scale > 0 and --warmup >= 0")
+    if args.publish_orders is None:
+        args.publish_orders = max(1000, round(500_000 * args.scale))
+    return args
+
+
+def _quiet_logs() -> None:
+    logs.configure(os.environ.get("MILLPOND_LOG_FORMAT", "console"), "WARNING")
+    logging.getLogger("bench").setLevel(logging.INFO)
+    logging.getLogger("ingest").setLevel(logging.ERROR)  # one dead-letter warning per run is expected here
+
+
+def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the services, generate the data, run the selected benchmarks; the results as a dict."""
+    from bench import kafka_ingest, mongo_ingest, publish, scaling
+    from bench.harness import BASE, END_DATE, make_dataset, services
+
+    comparisons: list[dict[str, Any]] = []
+    scaling_result: dict[str, Any] | None = None
+    with services() as svc:
+        log.info("bench.services.up", mongo=svc.mongo.uri, kafka=svc.kafka.uri)
+        ds = make_dataset(svc, args.scale, "main")
+        log.info("bench.data.generated", messages=ds.messages, documents=ds.documents, orders=ds.orders)
+        if "kafka" in args.only:
+            comparisons.append(kafka_ingest.run(ds, args.repeat, args.warmup).as_dict())
+            log.info("bench.done", benchmark="kafka", ratio=comparisons[-1]["ratio"])
+        if "mongo" in args.only:
+            comparisons.append(mongo_ingest.run(ds, args.repeat, args.warmup).as_dict())
+            log.info("bench.done", benchmark="mongo", ratio=comparisons[-1]["ratio"])
+        if "publish" in args.only:
+            for label, orders in (("demo", ds.orders), ("large", args.publish_orders)):
+                comparisons.append(publish.run(svc.root, orders, args.repeat, label, args.warmup).as_dict())
+                log.info("bench.done", benchmark=f"publish_{label}", ratio=comparisons[-1]["ratio"])
+        if "scaling" in args.only:
+            datasets = {f: (ds if f == 1 else make_dataset(svc, args.scale * f, f"x{f}")) for f in args.factors}
+            scaling_result = scaling.run(datasets, args.repeat, args.warmup).as_dict()
+            log.info("bench.done", benchmark="scaling", ratios=[p["ratio"] for p in scaling_result["points"]])
+    return {
+        "config": {
+            "scale": args.scale,
+            "repeat": args.repeat,
+            "warmup": args.warmup,
+            "factors": args.factors,
+            "publish_orders": args.publish_orders,
+            "seed": BASE.seed,
+            "days": BASE.days,
+            "end_date": END_DATE.isoformat(),
+            "base": {k: asdict(BASE)[k] for k in ("customers", "products", "orders_per_day", "sessions_per_day")},
+            "messages": ds.messages,
+            "documents": ds.documents,
+        },
+        "comparisons": comparisons,
+        "scaling": scaling_result,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    _quiet_logs()
+    from bench import report
+    from bench.machine import describe
+
+    started = time.monotonic()
+    results = {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": describe(),
+        **run_benchmarks(args),
+    }
+    results["wall_s"] = round(time.monotonic() - started, 1)
+    out = args.out.resolve()
+    json_path = report.write_json(results, out)
+    plots = report.write_plots(results, out)
+    md_path = out.parent / f"{out.name}.md"
+    report.render_markdown(results, out, md_path, plots)
+    print("\n".join(report.observations(results)))
+    log.info("bench.written", json=str(json_path), markdown=str(md_path), plots=[p.name for p in plots])
+    log.info("bench.finished", seconds=results["wall_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

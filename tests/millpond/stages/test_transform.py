@@ -1,0 +1,46 @@
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from millpond.settings import Settings
+from millpond.stages.transform import _save_watermark, ensure_raw_tables, pending_window
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path)
+
+
+def test_missing_raw_tables_are_created_empty_with_declared_columns(tmp_path: Path):
+    cfg = _settings(tmp_path)
+    declared = yaml.safe_load((cfg.project_dir / "external_models.yaml").read_text())
+    created = ensure_raw_tables(cfg)
+    assert sorted(created) == sorted(m["name"].split(".")[1] for m in declared)
+    assert ensure_raw_tables(cfg) == []  # idempotent
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        cols = [r[0] for r in con.execute("describe raw.kafka_shipments").fetchall()]
+    assert cols == list(next(m for m in declared if m["name"] == "raw.kafka_shipments")["columns"])
+
+
+def test_pending_window_is_the_earliest_business_date_since_the_watermark(tmp_path: Path):
+    cfg = _settings(tmp_path)
+    assert pending_window(cfg) == (None, None)  # no warehouse yet
+    ensure_raw_tables(cfg)
+    with duckdb.connect(str(cfg.warehouse)) as con:
+        con.execute("create table raw._dlt_loads (load_id varchar, status bigint)")
+        con.execute("insert into raw._dlt_loads values ('100.5', 0), ('200.5', 0)")
+        con.execute(
+            "insert into raw.mongo_orders (_id, created_at, _dlt_load_id, _dlt_id) values "
+            "('o1', timestamptz '2026-03-05 10:00:00+00', '100.5', 'a'), "
+            "('o2', timestamptz '2026-03-09 23:30:00+00', '200.5', 'b')"
+        )
+        con.execute(
+            "insert into raw.kafka_clickstream (event_id, event_ts, _dlt_load_id, _dlt_id) values "
+            "('e1', timestamptz '2026-03-07 00:10:00+00', '200.5', 'c')"
+        )
+    assert pending_window(cfg) == (date(2026, 3, 5), "200.5")
+    _save_watermark(cfg, "100.5", date(2026, 3, 5))
+    assert pending_window(cfg) == (date(2026, 3, 7), "200.5")  # o1 is behind the watermark
+    _save_watermark(cfg, "200.5", date(2026, 3, 7))
+    assert pending_window(cfg) == (None, "200.5")

@@ -1,0 +1,65 @@
+"""The command line, in-process (click's runner) against real services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from millpond.cli import cli
+from millpond.services import free_port
+from tests.conftest import pipeline_env
+
+
+def invoke(env: dict[str, str], *args: str):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_services_up_status_down(tmp_path: Path):
+    env = {
+        "MILLPOND_DATA_DIR": str(tmp_path),
+        "MILLPOND_MONGO_PORT": str(free_port()),
+        "MILLPOND_KAFKA_PORT": str(free_port()),
+    }
+    up = invoke(env, "services", "up")
+    assert up.exit_code == 0, up.output
+    assert set(json.loads(up.stdout)) == {"mongodb", "kafka"}
+    assert json.loads(invoke(env, "services", "status").stdout) == {"mongodb": True, "kafka": True}
+    assert json.loads(invoke(env, "services", "down").stdout) == {"mongodb": "stopped", "kafka": "stopped"}
+    down = invoke(env, "services", "status")
+    assert down.exit_code == 1
+    assert json.loads(down.stdout) == {"mongodb": False, "kafka": False}
+
+
+def test_generate_ingest_and_increment_through_the_cli(make_settings):
+    cfg = make_settings("cli")
+    env = pipeline_env(cfg)
+    knobs = ["--customers", "20", "--products", "5", "--orders-per-day", "5", "--sessions-per-day", "2", "--days", "2"]
+    first = invoke(env, "generate", *knobs, "--end-date", "2026-03-02")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["as_of"] == "2026-03-02"
+    inc = invoke(env, "generate", *knobs, "--increment")
+    assert json.loads(inc.stdout)["as_of"] == "2026-03-03"
+    loaded = invoke(env, "ingest")
+    assert loaded.exit_code == 0, loaded.output
+    rows = json.loads(loaded.stdout)["rows"]
+    assert rows["mongo_customers"] >= 20 and rows["kafka_clickstream"] > 0
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from raw.mongo_orders").fetchone()[0] == rows["mongo_orders"]
+
+
+def test_increment_without_history_is_a_usage_error(make_settings):
+    result = CliRunner().invoke(cli, ["generate", "--increment"], env=pipeline_env(make_settings("empty")))
+    assert result.exit_code == 2
+    assert "needs a first generation step" in result.output
+
+
+def test_serve_requires_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MILLPOND_SUPERSET_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("MILLPOND_SUPERSET_SECRET_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["serve"], env={"MILLPOND_DATA_DIR": str(tmp_path)})
+    assert result.exit_code != 0
+    assert "MILLPOND_SUPERSET_ADMIN_PASSWORD and MILLPOND_SUPERSET_SECRET_KEY must be set" in str(result.exception)
