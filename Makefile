@@ -73,7 +73,7 @@ lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint models audits
 	$(BIN)/yamllint -c .yamllint.yml .
-	$(BIN)/shellcheck .ci/run scripts/*.sh
+	$(BIN)/shellcheck .ci/run scripts/*.sh docker/*/*.sh
 
 .PHONY: bench
 bench: setup-python ## benchmarks (ratios against a baseline measured in the same run) → docs/benchmarks.md

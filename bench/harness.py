@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
+from pymongo.database import Database
 
 from millpond.generator import GeneratorConfig, generate
 from millpond.services import KafkaBroker, MongoReplicaSet, free_port
@@ -99,8 +100,9 @@ class Dataset:
 def make_dataset(svc: Services, scale: float, name: str) -> Dataset:
     """Generate the shop at ``scale`` into a new database and new topics."""
     ds = Dataset(tag=f"bench_{name}_{uuid.uuid4().hex[:8]}", svc=svc, scale=scale)
-    with pymongo.MongoClient(svc.mongo.uri, tz_aware=True) as client:
-        db = client[ds.tag]
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(svc.mongo.uri, tz_aware=True)
+    with client:
+        db: Database[dict[str, Any]] = client[ds.tag]
         result = generate(generator_config(scale), END_DATE, db, svc.kafka.uri, ds.topics())
         ds.customers = db.customers.count_documents({})
         ds.orders = db.orders.count_documents({})

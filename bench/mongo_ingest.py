@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from bench.harness import Comparison, Dataset, compare, scratch
 from ingest.mongodb.contracts import COLLECTIONS
@@ -34,8 +36,9 @@ def baseline_ingest(ds: Dataset, warehouse: Path) -> int:
     rows = 0
     try:
         con.execute("CREATE SCHEMA raw")
-        with MongoClient(ds.svc.mongo.uri, tz_aware=True) as client:
-            db = client.get_database(ds.tag, codec_options=CODECS)
+        client: MongoClient[dict[str, Any]] = MongoClient(ds.svc.mongo.uri, tz_aware=True)
+        with client:
+            db: Database[dict[str, Any]] = client.get_database(ds.tag, codec_options=CODECS)
             for name in COLLECTIONS:
                 docs = list(db[name].find())
                 # pa.array infers one struct type from all documents (drifted fields included)

@@ -7,11 +7,14 @@ Starts real services, generates data, runs the benchmarks, then writes ``DIR/res
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--publish-orders", type=int, default=None, help="orders in the large publish case (default 500000 x scale)"
     )
+    parser.add_argument(
+        "--render-only", action="store_true", help="re-render plots and page from OUT/results.json, run nothing"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.scale <= 0 or args.warmup < 0:
         parser.error("--repeat must be >= 1, --scale > 0 and --warmup >= 0")
@@ -46,10 +52,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _quiet_logs() -> None:
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Progress from ``bench`` only; restores the logger levels afterwards (the smoke test runs in-process)."""
     logs.configure(os.environ.get("MILLPOND_LOG_FORMAT", "console"), "WARNING")
+    levels = {name: logging.getLogger(name).level for name in ("bench", "ingest")}
     logging.getLogger("bench").setLevel(logging.INFO)
     logging.getLogger("ingest").setLevel(logging.ERROR)  # one dead-letter warning per run is expected here
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,26 +113,29 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    _quiet_logs()
     from bench import report
     from bench.machine import describe
 
-    started = time.monotonic()
-    results = {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]),
-        "machine": describe(),
-        **run_benchmarks(args),
-    }
-    results["wall_s"] = round(time.monotonic() - started, 1)
     out = args.out.resolve()
-    json_path = report.write_json(results, out)
-    plots = report.write_plots(results, out)
-    md_path = out.parent / f"{out.name}.md"
-    report.render_markdown(results, out, md_path, plots)
-    print("\n".join(report.observations(results)))
-    log.info("bench.written", json=str(json_path), markdown=str(md_path), plots=[p.name for p in plots])
-    log.info("bench.finished", seconds=results["wall_s"])
+    with _quiet_logs():
+        if args.render_only:
+            results = json.loads((out / "results.json").read_text())
+        else:
+            started = time.monotonic()
+            results = {
+                "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "command": shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]),
+                "machine": describe(),
+                **run_benchmarks(args),
+            }
+            results["wall_s"] = round(time.monotonic() - started, 1)
+        json_path = report.write_json(results, out)
+        plots = report.write_plots(results, out)
+        md_path = out.parent / f"{out.name}.md"
+        report.render_markdown(results, out, md_path, plots)
+        print("\n".join(report.observations(results)))
+        log.info("bench.written", json=str(json_path), markdown=str(md_path), plots=[p.name for p in plots])
+        log.info("bench.finished", seconds=results.get("wall_s"))
     return 0
 
 

@@ -28,9 +28,19 @@ class Scaling:
 
     points: list[ScalePoint]
 
+    def fit(self) -> tuple[float, float] | None:
+        """Least-squares ``seconds = fixed + rows / marginal_rate`` over the medians: (fixed s, rows/s)."""
+        if len(self.points) < 2:
+            return None
+        fit = statistics.linear_regression([p.rows for p in self.points], [p.median for p in self.points])
+        return fit.intercept, (1 / fit.slope if fit.slope > 0 else float("inf"))
+
     def as_dict(self) -> dict[str, Any]:
         base = self.points[0]
+        fit = self.fit()
         return {
+            "fixed_cost_s": round(fit[0], 3) if fit else None,
+            "marginal_rows_per_s": round(fit[1], 1) if fit else None,
             "name": "scaling",
             "title": "Ingest time vs data volume (MongoDB + Kafka, full load)",
             "baseline": f"the {base.factor}x run",
@@ -64,5 +74,6 @@ def run(datasets: dict[int, Dataset], repeat: int, warmup: int = 1) -> Scaling:
     for i in range(repeat):
         order = sorted(datasets) if i % 2 == 0 else sorted(datasets, reverse=True)
         for factor in order:
-            points[factor].seconds.append(time_once(lambda ds=datasets[factor]: ingest(ds)))
+            ds = datasets[factor]
+            points[factor].seconds.append(time_once(lambda: ingest(ds)))  # noqa: B023 - called at once
     return Scaling(points=[points[f] for f in sorted(points)])

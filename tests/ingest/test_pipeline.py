@@ -155,7 +155,7 @@ def test_offsets_beyond_a_recreated_topic_fail_loudly(tmp_path, mongo):
         with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
             generate(small, date(2026, 3, 3), client[cfg.mongo_db], cfg.kafka_bootstrap, cfg.topics.as_dict())
         before = raw_row_counts(cfg.warehouse)
-        with pytest.raises(StageFailed, match="no longer on the broker|stored offsets are beyond its end"):
+        with pytest.raises(StageFailed, match=r"no longer on the broker|stored offsets are beyond its end"):
             run_ingest(cfg.model_copy(update={"io_timeout_s": 5}))
         assert raw_row_counts(cfg.warehouse)["kafka_clickstream"] == before["kafka_clickstream"]
     finally:
