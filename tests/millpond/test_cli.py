@@ -24,11 +24,14 @@ def test_services_up_status_down(tmp_path: Path):
         "MILLPOND_MONGO_PORT": str(free_port()),
         "MILLPOND_KAFKA_PORT": str(free_port()),
     }
-    up = invoke(env, "services", "up")
-    assert up.exit_code == 0, up.output
-    assert set(json.loads(up.stdout)) == {"mongodb", "kafka"}
-    assert json.loads(invoke(env, "services", "status").stdout) == {"mongodb": True, "kafka": True}
-    assert json.loads(invoke(env, "services", "down").stdout) == {"mongodb": "stopped", "kafka": "stopped"}
+    try:
+        up = invoke(env, "services", "up")
+        assert up.exit_code == 0, up.output
+        assert set(json.loads(up.stdout)) == {"mongodb", "kafka"}
+        assert json.loads(invoke(env, "services", "status").stdout) == {"mongodb": True, "kafka": True}
+    finally:
+        down_result = invoke(env, "services", "down")
+    assert json.loads(down_result.stdout) == {"mongodb": "stopped", "kafka": "stopped"}
     down = invoke(env, "services", "status")
     assert down.exit_code == 1
     assert json.loads(down.stdout) == {"mongodb": False, "kafka": False}
