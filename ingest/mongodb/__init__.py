@@ -62,6 +62,7 @@ def _collection_reader(
         socketTimeoutMS=timeout_ms,
     )
     ingested_at = datetime.now(UTC)
+    page: list[dict[str, Any]] = []
     try:
         docs = (
             client[database][collection]
@@ -78,7 +79,6 @@ def _collection_reader(
                 if updated_at > cursor:
                     cursor, seen_at_cursor = updated_at, set()
                 seen_at_cursor.add(key)
-                state["cursor"], state["boundary_ids"] = cursor.isoformat(), sorted(seen_at_cursor)
             problem = validate(collection, doc)
             if problem:
                 yield dead_letter(
@@ -90,6 +90,13 @@ def _collection_reader(
                     reason=problem,
                 )
                 continue
-            yield {**normalize(doc), "_ingested_at": ingested_at}
+            page.append({**normalize(doc), "_ingested_at": ingested_at})
+            if len(page) >= batch_size:
+                yield page
+                page = []
+        if page:
+            yield page
+        # only reached when every document was read; dlt commits the state with the load
+        state["cursor"], state["boundary_ids"] = cursor.isoformat(), sorted(seen_at_cursor)
     finally:
         client.close()
