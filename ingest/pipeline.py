@@ -8,7 +8,6 @@ finishes any pending package (``MILLPOND_CRASH_AFTER`` injects such a crash for 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,8 @@ from ingest.kafka import kafka_source
 from ingest.mongodb import mongodb_source
 from millpond import logs
 from millpond.errors import StageFailed
+from millpond.faults import crash_point
+from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 
 log = logs.get(__name__)
@@ -78,14 +79,13 @@ def sources(settings: Settings, *, mongo: bool = True, kafka: bool = True) -> li
     return out
 
 
-def _crash_point(step: str) -> None:
-    if os.environ.get("MILLPOND_CRASH_AFTER") == step:
-        log.warning("ingest.injected_crash", after=step)
-        os._exit(137)
-
-
 def run_ingest(settings: Settings, *, mongo: bool = True, kafka: bool = True) -> IngestReport:
     """Extract, normalize and load; finishes pending packages of an interrupted run first."""
+    with pipeline_lock(settings.data_dir, "ingest"):
+        return _ingest(settings, mongo=mongo, kafka=kafka)
+
+
+def _ingest(settings: Settings, *, mongo: bool, kafka: bool) -> IngestReport:
     started = time.monotonic()
     pipeline = make_pipeline(settings)
     report = IngestReport()
@@ -97,10 +97,10 @@ def run_ingest(settings: Settings, *, mongo: bool = True, kafka: bool = True) ->
             report.load_ids += list(info.loads_ids)
         log.info("ingest.extract.start", mongo=mongo, kafka=kafka)
         extract = pipeline.extract(sources(settings, mongo=mongo, kafka=kafka))
-        _crash_point("extract")
+        crash_point("extract")
         log.info("ingest.normalize.start", packages=len(extract.loads_ids))
         normalize = pipeline.normalize()
-        _crash_point("normalize")
+        crash_point("normalize")
         counts = normalize.row_counts if normalize is not None else {}
         report.rows = {t: int(n) for t, n in sorted(counts.items()) if not t.startswith("_dlt")}
         log.info("ingest.load.start", rows=sum(report.rows.values()))

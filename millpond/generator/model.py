@@ -88,8 +88,12 @@ class ShopModel:
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _moment(self, day: date) -> datetime:
-        seconds = self.rng.randrange(86_400_000) / 1000
+    def _moment(self, day: date, until: datetime | None = None) -> datetime:
+        """A random second of ``day``, never after ``until`` (today is only generated up to now)."""
+        span_ms = 86_400_000
+        if until is not None:
+            span_ms = max(1, min(span_ms, int((until - day_start(day)).total_seconds() * 1000)))
+        seconds = self.rng.randrange(span_ms) / 1000
         return (day_start(day) + timedelta(seconds=seconds)).replace(microsecond=0)
 
     # -- master data ---------------------------------------------------------------------

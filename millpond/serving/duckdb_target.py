@@ -10,6 +10,7 @@ import duckdb
 
 from millpond import logs
 from millpond.errors import StageFailed
+from millpond.faults import crash_point
 from millpond.serving.base import PublishResult
 
 log = logs.get(__name__)
@@ -24,8 +25,8 @@ class DuckDBServingTarget:
     def publish(self, warehouse: Path, relations: list[str], run_id: str) -> PublishResult:
         """Copy ``relations`` (``schema.table``) from ``warehouse`` into a new file, then rename it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temp_files()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
         catalog = Path(warehouse).stem  # SQLMesh views name the warehouse by its file stem
         result = PublishResult(target=str(self.path), published_at=datetime.now(UTC))
         try:
@@ -45,6 +46,7 @@ class DuckDBServingTarget:
             finally:
                 con.close()
             _fsync(tmp)
+            crash_point("publish.copy")
             os.replace(tmp, self.path)
             _fsync(self.path.parent)
         except duckdb.Error as exc:
@@ -58,6 +60,12 @@ class DuckDBServingTarget:
             Path(f"{tmp}.wal").unlink(missing_ok=True)
         log.info("publish.done", target=str(self.path), tables=result.tables, run_id=run_id)
         return result
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files a killed publish left behind (one publisher at a time: the pipeline's lock)."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp*"):
+            log.warning("publish.removing_stale_temp_file", path=str(stale))
+            stale.unlink(missing_ok=True)
 
     @staticmethod
     def _write_manifest(con: duckdb.DuckDBPyConnection, result: PublishResult, run_id: str) -> None:

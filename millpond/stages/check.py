@@ -15,6 +15,7 @@ from typing import Any
 from millpond import logs
 from millpond.envutil import scoped_env
 from millpond.errors import StageFailed
+from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 
 log = logs.get(__name__)
@@ -81,6 +82,11 @@ def verify(settings: Settings, contract: Path) -> ContractOutcome:
 
 def run_checks(settings: Settings) -> CheckReport:
     """Verify every contract; raise StageFailed (after checking all of them) when one fails."""
+    with pipeline_lock(settings.data_dir, "check"):
+        return _check(settings)
+
+
+def _check(settings: Settings) -> CheckReport:
     started = time.monotonic()
     contracts = contract_files(settings)
     if not contracts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from millpond.errors import StageFailed
+from millpond.locking import pipeline_lock
 from millpond.serving import DuckDBServingTarget, PublishResult, ServingTarget
 from millpond.settings import Settings
 
@@ -27,6 +28,12 @@ def target_for(settings: Settings) -> ServingTarget:
 
 
 def run_publish(settings: Settings, run_id: str) -> PublishResult:
+    """Publish every gold relation under the pipeline lock."""
+    with pipeline_lock(settings.data_dir, "publish"):
+        return _publish(settings, run_id)
+
+
+def _publish(settings: Settings, run_id: str) -> PublishResult:
     relations = gold_relations(settings)
     if not relations:
         raise StageFailed("no gold relations in the warehouse", stage="publish", hint="run `millpond transform` first")

@@ -10,6 +10,7 @@ from typing import Any
 
 from millpond import logs
 from millpond.errors import MillpondError, StageFailed
+from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 
 log = logs.get(__name__)
@@ -46,20 +47,25 @@ def run_all(settings: Settings, run_id: str | None = None) -> RunReport:
     report = RunReport(run_id=run_id or new_run_id())
     logs.structlog.contextvars.bind_contextvars(run_id=report.run_id)
     try:
-        stages = stage_plan(settings, report.run_id)
-        for position, (name, stage) in enumerate(stages, start=1):
-            log.info("run.stage.start", stage=name, step=f"{position}/{len(stages)}")
-            started = time.monotonic()
-            try:
-                report.stages[name] = stage()
-            except MillpondError as exc:
-                report.failed_stage, report.error = name, str(exc)
-                log.error("run.stage.failed", stage=name, error=str(exc))
-                raise
-            except Exception as exc:
-                report.failed_stage, report.error = name, str(exc)
-                raise StageFailed(f"unexpected error: {exc}", stage=name) from exc
-            log.info("run.stage.done", stage=name, seconds=round(time.monotonic() - started, 2))
+        with pipeline_lock(settings.data_dir, "run"):
+            _run_stages(settings, report)
     finally:
         logs.structlog.contextvars.unbind_contextvars("run_id")
     return report
+
+
+def _run_stages(settings: Settings, report: RunReport) -> None:
+    stages = stage_plan(settings, report.run_id)
+    for position, (name, stage) in enumerate(stages, start=1):
+        log.info("run.stage.start", stage=name, step=f"{position}/{len(stages)}")
+        started = time.monotonic()
+        try:
+            report.stages[name] = stage()
+        except MillpondError as exc:
+            report.failed_stage, report.error = name, str(exc)
+            log.error("run.stage.failed", stage=name, error=str(exc))
+            raise
+        except Exception as exc:
+            report.failed_stage, report.error = name, str(exc)
+            raise StageFailed(f"unexpected error: {exc}", stage=name) from exc
+        log.info("run.stage.done", stage=name, seconds=round(time.monotonic() - started, 2))

@@ -20,6 +20,8 @@ import yaml
 from millpond import logs
 from millpond.envutil import scoped_env
 from millpond.errors import StageFailed
+from millpond.faults import crash_point
+from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 
 log = logs.get(__name__)
@@ -132,6 +134,12 @@ def sqlmesh_context(settings: Settings) -> Any:
 
 
 def run_transform(settings: Settings, today: date | None = None) -> TransformReport:
+    """Transform under the pipeline lock (see :func:`_transform`)."""
+    with pipeline_lock(settings.data_dir, "transform"):
+        return _transform(settings, today)
+
+
+def _transform(settings: Settings, today: date | None = None) -> TransformReport:
     """Plan prod (apply model changes, backfill due intervals), then restate the touched window.
 
     The restatement runs up to and including ``today``; its interval is rebuilt on every later
@@ -146,6 +154,7 @@ def run_transform(settings: Settings, today: date | None = None) -> TransformRep
         ctx = sqlmesh_context(settings)
         log.info("transform.plan.start", environment="prod", end=end.isoformat())
         ctx.plan("prod", auto_apply=True, no_prompts=True)
+        crash_point("transform.plan")
         if restate_from is not None and restate_from <= end:
             start = max(restate_from, settings.start_date)
             log.info("transform.restate.start", start=start.isoformat(), end=end.isoformat())
@@ -159,6 +168,7 @@ def run_transform(settings: Settings, today: date | None = None) -> TransformRep
                 auto_apply=True,
                 no_prompts=True,
             )
+        crash_point("transform.restate")
         ctx.close()
     except Exception as exc:
         raise StageFailed(

@@ -137,3 +137,88 @@ def test_cli_run_fails_clearly_when_a_source_is_down(shop):
     assert proc.returncode == 1
     assert "error: [ingest] ingestion failed" in proc.stderr
     assert serving_digest(cfg) == before  # last good serving data stays
+
+
+def _cancel_some_orders(cfg: Settings, how_many: int) -> list[str]:
+    """An operational change: orders cancelled now, for order dates that gold already holds."""
+    now = datetime.now(UTC)
+    with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
+        orders = client[cfg.mongo_db].orders
+        ids = [o["_id"] for o in orders.find({"status": "paid"}).sort("_id").limit(how_many)]
+        orders.update_many(
+            {"_id": {"$in": ids}},
+            {
+                "$set": {"status": "cancelled", "updated_at": now},
+                "$push": {"status_history": {"status": "cancelled", "at": now}},
+            },
+        )
+    return ids
+
+
+def test_transform_killed_midway_then_rerun_converges(shop):
+    from ingest.pipeline import run_ingest
+
+    cfg, _step, events = shop
+    assert _cancel_some_orders(cfg, 3)
+    run_ingest(cfg)
+    env = pipeline_env(cfg)
+    # a real SIGKILL while SQLMesh restates the touched days
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "millpond", "transform"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if b"transform.restate.start" in line:
+            proc.kill()
+            break
+    assert proc.wait(timeout=120) == -9, b"".join(seen)[-3000:].decode()
+    # and an injected crash after the restatement, before the watermark is saved
+    crashed = subprocess.run(
+        [sys.executable, "-m", "millpond", "transform"],
+        env=env | {"MILLPOND_CRASH_AFTER": "transform.restate"},
+        capture_output=True,
+        timeout=600,
+    )
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    run_all(cfg)
+    assert_gold_matches_truth(cfg, events)
+
+
+def test_publish_killed_before_the_swap_keeps_the_last_good_data(shop):
+    from millpond.stages.publish import run_publish
+
+    cfg, _step, events = shop
+    before = serving_digest(cfg)
+    run_ids = serving(cfg, "select distinct run_id from meta.publication")
+    proc = subprocess.run(
+        [sys.executable, "-m", "millpond", "publish"],
+        env=pipeline_env(cfg) | {"MILLPOND_CRASH_AFTER": "publish.copy"},
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == 137, proc.stderr[-2000:]
+    assert serving_digest(cfg) == before
+    assert serving(cfg, "select distinct run_id from meta.publication") == run_ids
+    assert [p.name for p in cfg.serving.parent.glob(".*.tmp*")], "the killed publish left its temp file"
+    run_publish(cfg, "after-crash")
+    assert not list(cfg.serving.parent.glob(".*.tmp*"))
+    assert serving(cfg, "select distinct run_id from meta.publication") == [("after-crash",)]
+    assert_gold_matches_truth(cfg, events)
+
+
+def test_a_second_stage_is_refused_while_one_runs(shop):
+    from millpond.locking import pipeline_lock
+
+    cfg, _step, _events = shop
+    with pipeline_lock(cfg.data_dir, "test"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "millpond", "publish"],
+            env=pipeline_env(cfg),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 1
+    assert "another Millpond stage is running" in proc.stderr
