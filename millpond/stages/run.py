@@ -20,8 +20,6 @@ log = logs.get(__name__)
 class RunReport:
     run_id: str
     stages: dict[str, Any] = field(default_factory=dict)
-    failed_stage: str | None = None
-    error: str | None = None
 
 
 def new_run_id() -> str:
@@ -62,10 +60,9 @@ def _run_stages(settings: Settings, report: RunReport) -> None:
         try:
             report.stages[name] = stage()
         except MillpondError as exc:
-            report.failed_stage, report.error = name, str(exc)
             log.error("run.stage.failed", stage=name, error=str(exc))
             raise
         except Exception as exc:
-            report.failed_stage, report.error = name, str(exc)
+            log.error("run.stage.failed", stage=name, error=str(exc))
             raise StageFailed(f"unexpected error: {exc}", stage=name) from exc
         log.info("run.stage.done", stage=name, seconds=round(time.monotonic() - started, 2))

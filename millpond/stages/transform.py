@@ -27,12 +27,16 @@ from millpond.settings import Settings
 log = logs.get(__name__)
 META_SCHEMA = "millpond_meta"
 RESTATE_SELECTORS = ["bronze.*"]
-# raw table -> expression giving the business timestamp a new row belongs to
-BUSINESS_TIME = {
+# raw table -> column giving the business time a new row belongs to; None: the row has none
+# (customers, products feed FULL models), so a change to it restates just today, which rebuilds
+# the FULL models and leaves the daily history alone
+BUSINESS_TIME: dict[str, str | None] = {
     "mongo_orders": "created_at",
     "kafka_clickstream": "event_ts",
     "kafka_payments": "event_ts",
     "kafka_shipments": "event_ts",
+    "mongo_customers": None,
+    "mongo_products": None,
 }
 
 
@@ -49,8 +53,9 @@ def _raw_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def pending_window(settings: Settings) -> tuple[date | None, str | None]:
+def pending_window(settings: Settings, today: date | None = None) -> tuple[date | None, str | None]:
     """Earliest business date among raw rows newer than the watermark, and the newest load id."""
+    today = today or datetime.now(UTC).date()
     if not settings.warehouse.exists():
         return None, None
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
@@ -58,16 +63,19 @@ def pending_window(settings: Settings) -> tuple[date | None, str | None]:
         tables = _raw_tables(con)
         if "_dlt_loads" not in tables:
             return None, None
-        max_load = con.execute("select max(load_id) from raw._dlt_loads where status = 0").fetchone()
+        max_load = con.execute(
+            "select load_id from raw._dlt_loads where status = 0 order by try_cast(load_id as double) desc limit 1"
+        ).fetchone()
         watermark = _watermark(con)
         starts = []
         for table, column in BUSINESS_TIME.items():
             if table not in tables:
                 continue
+            business_date = f"cast({column} as date)" if column else "cast(? as date)"
             row = con.execute(
-                f"select min(cast({column} as date)) from raw.{table} "
+                f"select min({business_date}) from raw.{table} "
                 "where try_cast(_dlt_load_id as double) > try_cast(? as double)",
-                [watermark or "0"],
+                [*([] if column else [today]), watermark or "0"],
             ).fetchone()
             if row and row[0] is not None:
                 starts.append(row[0])
@@ -149,7 +157,7 @@ def _transform(settings: Settings, today: date | None = None) -> TransformReport
     today = today or datetime.now(UTC).date()
     end = today  # today's partial interval too: new data for it triggers a restatement next run
     ensure_raw_tables(settings)
-    restate_from, max_load_id = pending_window(settings)
+    restate_from, max_load_id = pending_window(settings, today)
     try:
         ctx = sqlmesh_context(settings)
         log.info("transform.plan.start", environment="prod", end=end.isoformat())

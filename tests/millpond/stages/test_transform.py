@@ -44,3 +44,13 @@ def test_pending_window_is_the_earliest_business_date_since_the_watermark(tmp_pa
     assert pending_window(cfg) == (date(2026, 3, 7), "200.5")  # o1 is behind the watermark
     _save_watermark(cfg, "200.5", date(2026, 3, 7))
     assert pending_window(cfg) == (None, "200.5")
+
+
+def test_a_changed_customer_restates_today_only(tmp_path: Path):
+    cfg = _settings(tmp_path)
+    ensure_raw_tables(cfg)
+    with duckdb.connect(str(cfg.warehouse)) as con:
+        con.execute("create table raw._dlt_loads (load_id varchar, status bigint)")
+        con.execute("insert into raw._dlt_loads values ('99.5', 0), ('100.5', 0)")
+        con.execute("insert into raw.mongo_customers (_id, _dlt_load_id, _dlt_id) values ('c1', '100.5', 'a')")
+    assert pending_window(cfg, today=date(2026, 3, 20)) == (date(2026, 3, 20), "100.5")
