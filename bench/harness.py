@@ -8,13 +8,15 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pymongo
 from pymongo.database import Database
 
@@ -109,6 +111,22 @@ def make_dataset(svc: Services, scale: float, name: str) -> Dataset:
         ds.documents = ds.customers + ds.orders + db.products.count_documents({})
     ds.messages = result.messages
     return ds
+
+
+def land_arrow_tables(warehouse: Path, tables: Iterable[tuple[str, pa.Table]]) -> int:
+    """The baselines' minimal load: each ``(name, table)`` becomes ``raw.<name>`` by one Arrow insert."""
+    con = duckdb.connect(str(warehouse))
+    rows = 0
+    try:
+        con.execute("CREATE SCHEMA raw")
+        for name, table in tables:
+            con.register("batch", table)
+            con.execute(f'CREATE TABLE raw."{name}" AS SELECT * FROM batch')
+            con.unregister("batch")
+            rows += table.num_rows
+    finally:
+        con.close()
+    return rows
 
 
 @contextmanager

@@ -6,12 +6,11 @@ import inspect
 import statistics
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 import ingest.kafka
-from bench.harness import Comparison, Dataset, compare, scratch, time_once
+from bench.harness import Comparison, Dataset, compare, land_arrow_tables, scratch, time_once
 from ingest.pipeline import run_ingest
 
 # librdkafka's default fetch.wait.max.ms (500) makes the broker hold the last fetch of every
@@ -64,19 +63,13 @@ def consume_topic(
 
 def baseline_ingest(ds: Dataset, warehouse: Path, fetch_wait_ms: int | None = FAST_FETCH_MS) -> int:
     """Read every topic and land the raw messages with one Arrow insert per topic: no parsing, no state."""
-    con = duckdb.connect(str(warehouse))
-    rows = 0
-    try:
-        con.execute("CREATE SCHEMA raw")
-        for stream, topic in ds.topics().items():
-            table = consume_topic(ds.svc.kafka.uri, topic, fetch_wait_ms)
-            con.register("batch", table)
-            con.execute(f"CREATE TABLE raw.kafka_{stream} AS SELECT * FROM batch")
-            con.unregister("batch")
-            rows += table.num_rows
-    finally:
-        con.close()
-    return rows
+    return land_arrow_tables(
+        warehouse,
+        (
+            (f"kafka_{stream}", consume_topic(ds.svc.kafka.uri, topic, fetch_wait_ms))
+            for stream, topic in ds.topics().items()
+        ),
+    )
 
 
 def run(ds: Dataset, repeat: int, warmup: int = 1) -> Comparison:

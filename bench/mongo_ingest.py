@@ -6,14 +6,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from bench.harness import Comparison, Dataset, compare, scratch
+from bench.harness import Comparison, Dataset, compare, land_arrow_tables, scratch
 from ingest.mongodb.contracts import COLLECTIONS
 from ingest.pipeline import run_ingest
 
@@ -32,24 +31,14 @@ CODECS: CodecOptions = CodecOptions(tz_aware=True, type_registry=TypeRegistry([_
 
 def baseline_ingest(ds: Dataset, warehouse: Path) -> int:
     """Every document of the ingested collections, nested fields kept as Arrow structs and lists."""
-    con = duckdb.connect(str(warehouse))
-    rows = 0
-    try:
-        con.execute("CREATE SCHEMA raw")
-        client: MongoClient[dict[str, Any]] = MongoClient(ds.svc.mongo.uri, tz_aware=True)
-        with client:
-            db: Database[dict[str, Any]] = client.get_database(ds.tag, codec_options=CODECS)
-            for name in COLLECTIONS:
-                docs = list(db[name].find())
-                # pa.array infers one struct type from all documents (drifted fields included)
-                table = pa.Table.from_struct_array(pa.array(docs))
-                con.register("batch", table)
-                con.execute(f"CREATE TABLE raw.mongo_{name} AS SELECT * FROM batch")
-                con.unregister("batch")
-                rows += table.num_rows
-    finally:
-        con.close()
-    return rows
+    client: MongoClient[dict[str, Any]] = MongoClient(ds.svc.mongo.uri, tz_aware=True)
+    with client:
+        db: Database[dict[str, Any]] = client.get_database(ds.tag, codec_options=CODECS)
+        # pa.array infers one struct type from all documents (drifted fields included)
+        return land_arrow_tables(
+            warehouse,
+            ((f"mongo_{name}", pa.Table.from_struct_array(pa.array(list(db[name].find())))) for name in COLLECTIONS),
+        )
 
 
 def run(ds: Dataset, repeat: int, warmup: int = 1) -> Comparison:
