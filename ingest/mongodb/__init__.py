@@ -17,7 +17,8 @@ from dlt.sources import DltResource
 from pymongo import MongoClient
 
 from ingest.dead_letter import dead_letter
-from ingest.mongodb.contracts import COLLECTIONS, normalize, validate
+from ingest.mongodb.contracts import COLLECTIONS, validate
+from millpond.bson_values import from_bson
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -90,7 +91,7 @@ def _collection_reader(
                     reason=problem,
                 )
                 continue
-            page.append({**normalize(doc), "_ingested_at": ingested_at})
+            page.append({**from_bson(doc), "_ingested_at": ingested_at})
             if len(page) >= batch_size:
                 yield page
                 page = []

@@ -68,16 +68,3 @@ def validate(collection: str, doc: dict[str, Any]) -> str | None:
             if not isinstance(item.get("unit_price"), Decimal128 | Decimal | int | float):
                 return f"line item {item!r:.80} has an invalid unit_price"
     return None
-
-
-def normalize(value: Any) -> Any:
-    """BSON-specific values to plain Python: Decimal128 -> Decimal, ObjectId -> str."""
-    if isinstance(value, Decimal128):
-        return value.to_decimal()
-    if isinstance(value, ObjectId):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: normalize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [normalize(v) for v in value]
-    return value

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bson.decimal128 import Decimal128
 from pymongo.database import Database
 
 from millpond import logs
+from millpond.bson_values import from_bson
 from millpond.generator import writers
 from millpond.generator.model import GeneratorConfig, Message, ShopModel, day_start
 
@@ -53,16 +53,6 @@ class GenerationResult:
             "duplicates": self.duplicates,
             "events_by_type": dict(sorted(by_type.items())),
         }
-
-
-def _from_bson(value: Any) -> Any:
-    if isinstance(value, Decimal128):
-        return value.to_decimal()
-    if isinstance(value, dict):
-        return {k: _from_bson(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_bson(v) for v in value]
-    return value
 
 
 def generate(
@@ -165,12 +155,12 @@ def _merge(existing: list[dict[str, Any]], updates: list[dict[str, Any]]) -> lis
 
 
 def _load(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    customers = [_from_bson(d) for d in db.customers.find().sort("_id", 1)]
-    products = [_from_bson(d) for d in db.products.find().sort("_id", 1)]
+    customers = [from_bson(d) for d in db.customers.find().sort("_id", 1)]
+    products = [from_bson(d) for d in db.products.find().sort("_id", 1)]
     private = {d["_id"]: d for d in db[PRIVATE].find({"open": True})}
     orders = []
     for doc in db.orders.find({"_id": {"$in": sorted(private)}}).sort("_id", 1):
-        order = _from_bson(doc)
+        order = from_bson(doc)
         extra = private[doc["_id"]]
         order.update({k: extra.get(k) for k in PRIVATE_KEYS})
         orders.append(order)

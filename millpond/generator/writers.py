@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
-from bson.decimal128 import Decimal128
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import ReplaceOne
 from pymongo.database import Database
 
+from millpond.bson_values import to_bson
 from millpond.errors import MillpondError
 from millpond.generator.model import Message
 
 TOPIC_PARTITIONS = 2
-
-
-def to_bson(value: Any) -> Any:
-    """Money as Decimal128, recursively; everything else as is."""
-    if isinstance(value, Decimal):
-        return Decimal128(value)
-    if isinstance(value, dict):
-        return {k: to_bson(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_bson(v) for v in value]
-    return value
 
 
 def upsert(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:

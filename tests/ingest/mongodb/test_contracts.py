@@ -1,10 +1,8 @@
 from datetime import UTC, datetime
-from decimal import Decimal
 
-from bson import ObjectId
 from bson.decimal128 import Decimal128
 
-from ingest.mongodb.contracts import normalize, validate
+from ingest.mongodb.contracts import validate
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -33,9 +31,3 @@ def test_order_problems_are_named():
     assert "invalid quantity" in validate("orders", _order(line_items=[{"quantity": "2", "unit_price": 1}]))
     assert "invalid unit_price" in validate("orders", _order(line_items=[{"quantity": 2, "unit_price": "x"}]))
     assert "field 'updated_at' has type str" in validate("orders", _order(updated_at="2026-03-01"))
-
-
-def test_normalize_converts_bson_types_recursively():
-    oid = ObjectId()
-    out = normalize({"_id": oid, "items": [{"price": Decimal128("1.25")}], "n": 1})
-    assert out == {"_id": str(oid), "items": [{"price": Decimal("1.25")}], "n": 1}
