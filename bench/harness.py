@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import tempfile
@@ -22,7 +21,7 @@ from pymongo.database import Database
 
 from millpond.generator import GeneratorConfig, generate
 from millpond.services import KafkaBroker, MongoReplicaSet, free_port
-from millpond.settings import Settings
+from millpond.settings import KafkaTopics, Settings
 
 STREAMS = ("clickstream", "payments", "shipments")
 END_DATE = date(2026, 3, 3)
@@ -55,7 +54,6 @@ class Services:
 def services() -> Iterator[Services]:
     """Start mongod and the broker in a fresh temp dir; stop them and remove it afterwards."""
     root = Path(tempfile.mkdtemp(prefix="millpond-bench-"))
-    saved = {k: v for k, v in os.environ.items() if k.startswith("MILLPOND_TOPIC_")}
     mongo = MongoReplicaSet(root, free_port())
     kafka = KafkaBroker(root, free_port())
     try:
@@ -66,9 +64,6 @@ def services() -> Iterator[Services]:
         kafka.stop()
         mongo.stop()
         shutil.rmtree(root, ignore_errors=True)
-        for stream in STREAMS:  # Dataset.settings() points these at its topics
-            os.environ.pop(f"MILLPOND_TOPIC_{stream.upper()}", None)
-        os.environ.update(saved)
 
 
 @dataclass
@@ -87,14 +82,13 @@ class Dataset:
         return {s: f"{self.tag}.{s}" for s in STREAMS}
 
     def settings(self, data_dir: Path) -> Settings:
-        """Settings of a fresh pipeline on this dataset (the topic names travel through the environment)."""
-        for stream, topic in self.topics().items():
-            os.environ[f"MILLPOND_TOPIC_{stream.upper()}"] = topic
+        """Settings of a fresh pipeline on this dataset."""
         return Settings(
             data_dir=data_dir,
             mongo_uri=self.svc.mongo.uri,
             mongo_db=self.tag,
             kafka_bootstrap=self.svc.kafka.uri,
+            topics=KafkaTopics(**self.topics()),
             io_timeout_s=30,
         )
 

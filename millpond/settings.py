@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     mongo_port: int = 27017
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_port: int = 9092
+    topics: KafkaTopics = Field(default_factory=KafkaTopics)  # read from MILLPOND_TOPIC_* when built
     io_timeout_s: float = 30.0
 
     warehouse_path: Path | None = None
@@ -72,10 +73,6 @@ class Settings(BaseSettings):
         self.warehouse_path = self.warehouse_path.resolve()
         self.state_path = self.state_path.resolve()
         self.serving_path = self.serving_path.resolve()
-
-    @property
-    def topics(self) -> KafkaTopics:
-        return KafkaTopics()
 
     @property
     def warehouse(self) -> Path:

@@ -13,7 +13,7 @@ import pytest
 
 from millpond import logs
 from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, free_port
-from millpond.settings import Settings
+from millpond.settings import KafkaTopics, Settings
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
@@ -64,9 +64,10 @@ def postgres(services_dir: Path) -> Iterator[PostgresCluster]:
 def isolated_settings(data_dir: Path, mongo: MongoReplicaSet, kafka: KafkaBroker, name: str = "t") -> Settings:
     """Settings for an isolated pipeline: own data dir, Mongo database and Kafka topics."""
     tag = f"{name}_{uuid.uuid4().hex[:10]}"
-    for stream in ("clickstream", "payments", "shipments"):
-        os.environ[f"MILLPOND_TOPIC_{stream.upper()}"] = f"{tag}.{stream}"
-    return Settings(data_dir=data_dir, mongo_uri=mongo.uri, mongo_db=tag, kafka_bootstrap=kafka.uri, io_timeout_s=20)
+    topics = KafkaTopics(**{stream: f"{tag}.{stream}" for stream in KafkaTopics.model_fields})
+    return Settings(
+        data_dir=data_dir, mongo_uri=mongo.uri, mongo_db=tag, kafka_bootstrap=kafka.uri, topics=topics, io_timeout_s=20
+    )
 
 
 def pipeline_env(cfg: Settings) -> dict[str, str]:
@@ -91,6 +92,4 @@ def make_settings(tmp_path: Path, mongo: MongoReplicaSet, kafka: KafkaBroker):
     def build(name: str = "t") -> Settings:
         return isolated_settings(tmp_path / "data", mongo, kafka, name)
 
-    yield build
-    for stream in ("clickstream", "payments", "shipments"):
-        os.environ.pop(f"MILLPOND_TOPIC_{stream.upper()}", None)
+    return build
