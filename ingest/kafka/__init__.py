@@ -65,7 +65,6 @@ def _consumer(bootstrap_servers: str, timeout_s: float) -> Consumer:
             # silently reset: re-read offsets would overwrite other messages' raw rows.
             "auto.offset.reset": "error",
             "socket.timeout.ms": int(timeout_s * 1000),
-            "session.timeout.ms": 6000,
             "enable.partition.eof": True,
             # Reads stop at end-of-partition: don't let the broker hold the last fetch for the
             # default 500 ms per topic (measured: ~1.4 s of a 2.7 s run, docs/benchmarks.md).

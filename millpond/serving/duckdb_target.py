@@ -50,7 +50,6 @@ class DuckDBServingTarget:
             os.replace(tmp, self.path)
             _fsync(self.path.parent)
         except duckdb.Error as exc:
-            tmp.unlink(missing_ok=True)
             raise StageFailed(
                 f"publishing to {self.path} failed, the previous serving data stays in place: {exc}",
                 stage="publish",

@@ -70,7 +70,7 @@ def verify(settings: Settings, contract: Path) -> ContractOutcome:
             data_source_file_path=str(settings.project_dir / "checks" / "datasource.yml"),
             contract_file_path=str(contract),
         )
-    errors = [e for e in result.get_errors()] if result.has_errors else []
+    errors = list(result.get_errors())
     return ContractOutcome(
         contract=contract.stem,
         checks=result.number_of_checks,
