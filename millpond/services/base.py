@@ -32,8 +32,12 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists (and is not a zombie we own)."""
+def pid_alive(pid: int, marker: str | None = None) -> bool:
+    """True when process ``pid`` runs (not a zombie) and, given a ``marker``, its command line has it.
+
+    The marker guards against a recycled pid: a stale pid file must not make another program
+    count as our server (or receive our signals).
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -41,10 +45,18 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     with contextlib.suppress(ChildProcessError):
-        waited, _ = os.waitpid(pid, os.WNOHANG)
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # collects our own exited children
         if waited == pid:
             return False
-    return True
+    proc = Path(f"/proc/{pid}")
+    try:
+        if proc.joinpath("stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+        cmdline = proc.joinpath("cmdline").read_bytes()
+        # empty while the new program is still being exec'd: too early to judge, count it as ours
+        return marker is None or not cmdline or marker.encode() in cmdline
+    except FileNotFoundError:
+        return False
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
@@ -55,6 +67,8 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_
         try:
             if check():
                 return
+        except ServiceError:
+            raise
         except Exception as exc:  # the service is still coming up
             last_error = exc
         time.sleep(interval_s)
@@ -67,6 +81,8 @@ class LocalService(ABC):
 
     name: str = "service"
     start_timeout_s: float = 30.0
+    stop_timeout_s: float = 20.0
+    process_marker: str | None = None  # a word of the server's command line (see pid_alive)
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.root = Path(data_dir).resolve() / self.name
@@ -104,7 +120,13 @@ class LocalService(ABC):
 
     def is_running(self) -> bool:
         pid = self.pid()
-        return pid is not None and pid_alive(pid)
+        return pid is not None and pid_alive(pid, self.process_marker)
+
+    def _ready(self) -> bool:
+        """Healthy; fails at once (instead of at the timeout) when the process has died."""
+        if not self.is_running():
+            raise ServiceError(f"{self.name} exited while starting", stage="services")
+        return self.healthy()
 
     def start(self) -> LocalService:
         """Start the service unless it already runs; wait until it is healthy."""
@@ -121,33 +143,39 @@ class LocalService(ABC):
             )
         self._launch()
         try:
-            wait_until(self.healthy, self.start_timeout_s, f"{self.name} on port {self.port}")
+            wait_until(self._ready, self.start_timeout_s, f"{self.name} on port {self.port}")
             self._after_start()
         except ServiceError as exc:
-            raise ServiceError(f"{exc.args[0]}; last log lines:\n{self.log_tail()}", stage="services") from exc
+            tail = self.log_tail()
+            self.stop()  # never leave a half-started server behind
+            raise ServiceError(f"{exc.args[0]}; last log lines:\n{tail}", stage="services") from exc
         log.info("service.started", service=self.name, port=self.port, uri=self.uri)
         return self
 
-    def stop(self, timeout_s: float = 20.0) -> bool:
+    def stop(self, timeout_s: float | None = None) -> bool:
         """Stop the service (SIGTERM, then SIGKILL); True when it was running."""
         pid = self.pid()
-        if pid is None or not pid_alive(pid):
-            self.pid_file.unlink(missing_ok=True)
+        if pid is None or not pid_alive(pid, self.process_marker):
+            self._forget()
             return False
-        self._terminate(pid, timeout_s)
-        self.pid_file.unlink(missing_ok=True)
+        self._terminate(pid, self.stop_timeout_s if timeout_s is None else timeout_s)
+        self._forget()
         log.info("service.stopped", service=self.name, port=self.port)
         return True
 
+    def _forget(self) -> None:
+        """Remove the files that describe a running server."""
+        self.pid_file.unlink(missing_ok=True)
+
     def _terminate(self, pid: int, timeout_s: float) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+        _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.1)
         if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
+            time.sleep(0.2)
+            pid_alive(pid)  # collects the exit status when it is our child
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -155,8 +183,13 @@ class LocalService(ABC):
         except FileNotFoundError:
             return "(no log)"
 
-    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
-        """Run ``argv`` detached, output to the log file, pid to the pid file."""
+    def _spawn(
+        self, argv: Sequence[str], env: dict[str, str] | None = None, *, cwd: Path | None = None, full_env: bool = False
+    ) -> None:
+        """Run ``argv`` in its own session, output to the log file, pid to the pid file.
+
+        ``env`` is added to this process's environment, or (``full_env``) is the whole environment.
+        """
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(
                 list(argv),
@@ -164,7 +197,8 @@ class LocalService(ABC):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                env=dict(env or {}) if full_env else {**os.environ, **(env or {})},
             )
         self.pid_file.write_text(str(proc.pid))
 
@@ -173,6 +207,15 @@ class LocalService(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group the server leads (its workers too), else the process alone."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:  # not a group leader (e.g. the postmaster started by pg_ctl)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def require_binary(path: Path, what: str, hint: str) -> Path:

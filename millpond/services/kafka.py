@@ -28,6 +28,7 @@ class KafkaBroker(LocalService):
     """Tansu on 127.0.0.1; its log lives in memory, so data is gone once it stops."""
 
     name = "kafka"
+    process_marker = "tansu"
 
     @property
     def uri(self) -> str:

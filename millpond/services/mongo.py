@@ -28,6 +28,7 @@ class MongoReplicaSet(LocalService):
     """``mongod --replSet rs0`` bound to 127.0.0.1 with its data under ``<data_dir>/mongodb``."""
 
     name = "mongodb"
+    process_marker = "mongod"
     replica_set = "rs0"
 
     @property

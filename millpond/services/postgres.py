@@ -20,6 +20,7 @@ class PostgresCluster(LocalService):
     """``initdb`` + ``pg_ctl`` as the ``postgres`` user when running as root; trust auth on loopback."""
 
     name = "postgres"
+    process_marker = "postgres"
     superuser = "postgres"
 
     @property
