@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--disable-dev-shm-usage",
 ]
 ARTIFACT = REPO_ROOT / "artifacts" / "superset-dashboard.png"
 
@@ -218,7 +219,9 @@ def test_dashboard_renders_in_headless_chromium(superset: Instance) -> None:
             page.fill("#username", superset.env["MILLPOND_SUPERSET_ADMIN_USER"])
             page.fill("#password", superset.env["MILLPOND_SUPERSET_ADMIN_PASSWORD"])
             page.click("button:has-text('Sign in')")
-            page.wait_for_url("**/superset/welcome/**", timeout=60_000)
+            # Wait for the redirect to commit, not for its "load": Chromium 156 reports no
+            # lifecycle events to Playwright for a navigation started by a form POST.
+            page.wait_for_url("**/superset/welcome/**", timeout=60_000, wait_until="commit")
             page.goto(f"{superset.url}/superset/dashboard/{SLUG}/")
             # Three ECharts canvases plus the big number must be drawn, nothing still loading.
             page.wait_for_function(
