@@ -19,14 +19,16 @@ import duckdb
 from ingest.kafka import kafka_source
 from ingest.mongodb import mongodb_source
 from millpond import logs
-from millpond.errors import StageFailed
+from millpond.errors import MillpondError, PipelineBusy, StageFailed
 from millpond.faults import crash_point
+from millpond.health import Heartbeat
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
 DATASET = "raw"
+FOLLOW_HEARTBEAT = "ingest-follow"
 
 
 @dataclass
@@ -122,12 +124,36 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool) -> IngestReport:
     return report
 
 
-def follow(settings: Settings, interval_s: float = 10.0, max_cycles: int | None = None) -> None:
-    """Keep loading new Kafka messages (the long-running ingester); stops on SIGTERM/SIGINT."""
-    cycles = 0
+def follow(
+    settings: Settings,
+    interval_s: float = 10.0,
+    max_cycles: int | None = None,
+    max_consecutive_failures: int = 5,
+) -> None:
+    """Keep loading new Kafka messages (the long-running ingester); stops on SIGTERM/SIGINT.
+
+    Each cycle that loads beats the ``ingest-follow`` heartbeat that ``millpond health``
+    checks. A cycle that finds another stage holding the pipeline lock waits for the next
+    one; any other failure is logged and retried, and after ``max_consecutive_failures``
+    in a row the last error is raised, so the process exits non-zero and its supervisor
+    (Kubernetes, compose) restarts it with back-off.
+    """
+    heartbeat = Heartbeat(settings.data_dir, FOLLOW_HEARTBEAT)
+    cycles = failures = 0
     while max_cycles is None or cycles < max_cycles:
-        run_ingest(settings, mongo=False, kafka=True)
         cycles += 1
+        try:
+            report = run_ingest(settings, mongo=False, kafka=True)
+        except PipelineBusy as exc:
+            log.info("ingest.follow.busy", cycle=cycles, reason=str(exc))
+        except MillpondError as exc:
+            failures += 1
+            log.error("ingest.follow.failed", cycle=cycles, failures=failures, error=str(exc))
+            if failures >= max_consecutive_failures:
+                raise
+        else:
+            failures = 0
+            heartbeat.beat(cycle=cycles, rows=sum(report.rows.values()), load_ids=report.load_ids)
         if max_cycles is None or cycles < max_cycles:
             time.sleep(interval_s)
 

@@ -148,8 +148,8 @@ def publish(ctx: click.Context) -> None:
     from millpond.stages.publish import run_publish
     from millpond.stages.run import new_run_id
 
-    result = run_publish(_settings(ctx), new_run_id())
-    _echo({"target": result.target, "tables": result.tables})
+    results = run_publish(_settings(ctx), new_run_id())
+    _echo([{"target": result.target, "tables": result.tables} for result in results])
 
 
 @cli.command()
@@ -160,6 +160,20 @@ def run(ctx: click.Context) -> None:
 
     report = run_all(_settings(ctx))
     _echo({"run_id": report.run_id, "stages": list(report.stages)})
+
+
+@cli.command()
+@click.option("--heartbeat", help="also require this heartbeat (e.g. ingest-follow) to exist")
+@click.option("--max-age", type=float, help="seconds; with --heartbeat, fail when the last beat is older")
+@click.pass_context
+def health(ctx: click.Context, heartbeat: str | None, max_age: float | None) -> None:
+    """Container/Kubernetes probe: data dir writable and, optionally, a fresh heartbeat; exit 1 if not."""
+    from millpond.health import check_health
+
+    report = check_health(_settings(ctx).data_dir, heartbeat, max_age)
+    _echo(report.as_dict())
+    if not report.ok:
+        sys.exit(1)
 
 
 # -- serving -----------------------------------------------------------------------------

@@ -22,3 +22,7 @@ class ServiceError(MillpondError):
 
 class StageFailed(MillpondError):
     """A pipeline stage ran but its result must not be published."""
+
+
+class PipelineBusy(MillpondError):
+    """Another Millpond process holds the data dir's pipeline lock."""

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from millpond.errors import MillpondError
+from millpond.errors import PipelineBusy
 
 _held: dict[Path, int] = {}
 
 
 @contextmanager
 def pipeline_lock(data_dir: Path, stage: str) -> Iterator[None]:
-    """Hold the data dir's pipeline lock for the block, or raise MillpondError if another process has it."""
+    """Hold the data dir's pipeline lock for the block, or raise PipelineBusy if another process has it."""
     path = Path(data_dir).resolve() / "pipeline.lock"
     if path in _held:
         _held[path] += 1
@@ -34,7 +34,7 @@ def pipeline_lock(data_dir: Path, stage: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise MillpondError(
+            raise PipelineBusy(
                 f"another Millpond stage is running against {path.parent} (lock {path})",
                 stage=stage,
                 hint="wait for it to finish and run again; the warehouse has a single writer",

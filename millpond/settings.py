@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     state_path: Path | None = None
     serving_path: Path | None = None
     start_date: date = date(2025, 1, 1)
+    # Optional second serving target (Cube reads it): publish also swaps gold into this database.
+    serving_postgres_uri: SecretStr | None = None
+    serving_postgres_reader_role: str | None = None
 
     superset_port: int = 8088
     superset_admin_user: str = "admin"

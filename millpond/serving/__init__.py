@@ -6,5 +6,6 @@ the pipeline writes the warehouse while readers use a separate copy that is swap
 
 from millpond.serving.base import PublishResult, ServingTarget
 from millpond.serving.duckdb_target import DuckDBServingTarget
+from millpond.serving.postgres_target import PostgresServingTarget
 
-__all__ = ["DuckDBServingTarget", "PublishResult", "ServingTarget"]
+__all__ = ["DuckDBServingTarget", "PostgresServingTarget", "PublishResult", "ServingTarget"]

@@ -57,10 +57,7 @@ deduplicated AS (
   SELECT *
   FROM renamed
   WHERE event_id IS NOT NULL
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY event_id
-    ORDER BY kafka_offset, kafka_partition, ingested_at
-  ) = 1
+  QUALIFY @first_kafka_copy(event_id)
 )
 
 SELECT

@@ -51,10 +51,7 @@ renamed AS (
 deduplicated AS (
   SELECT *
   FROM renamed
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY customer_id
-    ORDER BY updated_at DESC NULLS LAST, ingested_at DESC NULLS LAST
-  ) = 1
+  QUALIFY @latest_version(customer_id)
 )
 
 SELECT

@@ -26,10 +26,7 @@ WITH orders AS (
     _dlt_id AS order_row_id
   FROM raw.mongo_orders
   WHERE _id IS NOT NULL
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY _id
-    ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC NULLS LAST
-  ) = 1
+  QUALIFY @latest_version(_id, ingested_at := _ingested_at)
 ),
 
 history AS (

@@ -50,10 +50,7 @@ renamed AS (
 deduplicated AS (
   SELECT *
   FROM renamed
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY order_id
-    ORDER BY updated_at DESC NULLS LAST, ingested_at DESC NULLS LAST
-  ) = 1
+  QUALIFY @latest_version(order_id)
 )
 
 SELECT

@@ -58,7 +58,4 @@ SELECT
   updated_at::TIMESTAMPTZ AS updated_at,
   ingested_at::TIMESTAMPTZ AS ingested_at
 FROM renamed
-QUALIFY ROW_NUMBER() OVER (
-  PARTITION BY product_id
-  ORDER BY updated_at DESC NULLS LAST, ingested_at DESC NULLS LAST
-) = 1
+QUALIFY @latest_version(product_id)

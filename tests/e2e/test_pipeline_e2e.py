@@ -6,19 +6,24 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pymongo
 import pytest
+from pydantic import SecretStr
 
 from millpond.errors import StageFailed
 from millpond.generator import GeneratorConfig, generate
+from millpond.serving import PostgresServingTarget
 from millpond.settings import Settings
 from millpond.stages.check import run_checks
+from millpond.stages.publish import run_publish
 from millpond.stages.run import run_all
 from tests.conftest import isolated_settings, pipeline_env
 
@@ -116,6 +121,28 @@ def test_rerun_without_new_data_changes_nothing(shop):
     assert serving_digest(cfg) == before
 
 
+def test_publish_to_postgres_serves_the_same_gold_as_the_serving_file(shop, postgres):
+    cfg, _step, _events = shop
+    database = f"serving_e2e_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    uri = postgres.uri.rsplit("/", 1)[0] + f"/{database}"
+    results = run_publish(cfg.model_copy(update={"serving_postgres_uri": SecretStr(uri)}), "to-postgres")
+    assert [r.target for r in results] == [str(cfg.serving), PostgresServingTarget(uri).name]
+    assert results[0].tables == results[1].tables and len(results[0].tables) == 5
+    with psycopg.connect(uri) as conn:
+        for relation in results[0].tables:
+            in_file = _comparable_rows(serving(cfg, f"select * from {relation}"))
+            in_postgres = _comparable_rows(conn.execute(f"select * from {relation}").fetchall())
+            assert in_postgres == in_file, relation
+
+
+def _comparable_rows(rows: list[tuple]) -> list[tuple]:
+    """Rows in one order, TIMESTAMPTZ as UTC instants (DuckDB returns the session zone, PostgreSQL UTC)."""
+    utc = [tuple(v.astimezone(UTC) if isinstance(v, datetime) and v.tzinfo else v for v in row) for row in rows]
+    return sorted(utc, key=repr)
+
+
 def test_failed_contract_stops_before_publish(shop, tmp_path: Path):
     cfg, _step, _events = shop
     project = tmp_path / "project"
@@ -187,8 +214,6 @@ def test_transform_killed_midway_then_rerun_converges(shop):
 
 
 def test_publish_killed_before_the_swap_keeps_the_last_good_data(shop):
-    from millpond.stages.publish import run_publish
-
     cfg, _step, events = shop
     before = serving_digest(cfg)
     run_ids = serving(cfg, "select distinct run_id from meta.publication")

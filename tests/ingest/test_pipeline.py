@@ -11,11 +11,22 @@ import duckdb
 import pymongo
 import pytest
 
-from ingest.pipeline import raw_row_counts, run_ingest
+from ingest.pipeline import FOLLOW_HEARTBEAT, raw_row_counts, run_ingest
+from millpond.errors import StageFailed
 from millpond.generator import GeneratorConfig, generate
+from millpond.health import Heartbeat
+from millpond.services import free_port
 from millpond.settings import Settings
 from tests.conftest import pipeline_env
 
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from millpond.locking import pipeline_lock
+with pipeline_lock(Path(sys.argv[1]), "transform"):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
 SMALL = GeneratorConfig(customers=30, products=10, orders_per_day=15, sessions_per_day=5, days=3, malformed_rate=0.05)
 
 
@@ -133,12 +144,42 @@ def test_follow_mode_loads_new_messages_each_cycle(make_settings):
         )
         dead = con.execute("select count(*) from raw.dead_letter").fetchone()[0]
     assert kafka_rows + dead == produced
+    beat = Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read()
+    assert beat is not None and beat["cycle"] == 2 and beat["rows"] == 0  # the second cycle found nothing new
+
+
+def test_follow_waits_while_another_stage_holds_the_lock(make_settings):
+    from ingest.pipeline import follow
+
+    cfg = make_settings()
+    _generate(cfg, date(2026, 3, 3))
+    holder = subprocess.Popen(  # another process (the lock is re-entrant within one)
+        [sys.executable, "-c", HOLD_LOCK, str(cfg.data_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        follow(cfg, interval_s=0, max_cycles=2)  # busy both times: no error, no load, no beat
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert not cfg.warehouse.exists()
+    assert Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read() is None
+    follow(cfg, interval_s=0, max_cycles=1)
+    assert Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read() is not None
+
+
+def test_follow_gives_up_after_consecutive_failures(make_settings):
+    from ingest.pipeline import follow
+
+    cfg = make_settings().model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}", "io_timeout_s": 2})
+    with pytest.raises(StageFailed, match="ingestion failed"):
+        follow(cfg, interval_s=0, max_cycles=10, max_consecutive_failures=2)
+    assert Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read() is None
 
 
 def test_offsets_beyond_a_recreated_topic_fail_loudly(tmp_path, mongo):
     """A broker that lost its log (Tansu keeps it in memory) must not make ingest re-use offsets."""
-    from millpond.errors import StageFailed
-    from millpond.services import KafkaBroker, free_port
+    from millpond.services import KafkaBroker
     from tests.conftest import isolated_settings
 
     broker = KafkaBroker(tmp_path / "broker", free_port())
