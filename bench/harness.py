@@ -20,7 +20,7 @@ import pymongo
 from pymongo.database import Database
 
 from millpond.generator import GeneratorConfig, generate
-from millpond.services import KafkaBroker, MongoReplicaSet, free_port
+from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, free_port
 from millpond.settings import KafkaTopics, Settings
 
 STREAMS = ("clickstream", "payments", "shipments")
@@ -64,6 +64,18 @@ def services() -> Iterator[Services]:
         kafka.stop()
         mongo.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_cluster(root: Path) -> Iterator[PostgresCluster]:
+    """A private PostgreSQL 15 cluster under ``root`` on a free port, stopped afterwards."""
+    root.chmod(0o755)  # the postgres user must reach its data dir below the temp dir
+    cluster = PostgresCluster(root, free_port())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @dataclass

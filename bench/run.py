@@ -22,7 +22,7 @@ from typing import Any
 
 from millpond import logs
 
-BENCHMARKS = ("kafka", "mongo", "publish", "scaling")
+BENCHMARKS = ("kafka", "mongo", "publish", "publish_postgres", "scaling")
 log = logs.get("bench")
 
 
@@ -68,8 +68,8 @@ def _quiet_logs() -> Iterator[None]:
 
 def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     """Start the services, generate the data, run the selected benchmarks; the results as a dict."""
-    from bench import kafka_ingest, mongo_ingest, publish, scaling
-    from bench.harness import BASE, END_DATE, make_dataset, services
+    from bench import kafka_ingest, mongo_ingest, publish, publish_postgres, scaling
+    from bench.harness import BASE, END_DATE, make_dataset, postgres_cluster, services
 
     comparisons: list[dict[str, Any]] = []
     scaling_result: dict[str, Any] | None = None
@@ -87,6 +87,13 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
             for label, orders in (("demo", ds.orders), ("large", args.publish_orders)):
                 comparisons.append(publish.run(svc.root, orders, args.repeat, label, args.warmup).as_dict())
                 log.info("bench.done", benchmark=f"publish_{label}", ratio=comparisons[-1]["ratio"])
+        if "publish_postgres" in args.only:
+            with postgres_cluster(svc.root) as cluster:
+                for label, orders in (("demo", ds.orders), ("large", args.publish_orders)):
+                    comparisons.append(
+                        publish_postgres.run(cluster, svc.root, orders, args.repeat, label, args.warmup).as_dict()
+                    )
+                    log.info("bench.done", benchmark=f"publish_postgres_{label}", ratio=comparisons[-1]["ratio"])
         if "scaling" in args.only:
             datasets = {f: (ds if f == 1 else make_dataset(svc, args.scale * f, f"x{f}")) for f in args.factors}
             scaling_result = scaling.run(datasets, args.repeat, args.warmup).as_dict()

@@ -21,7 +21,7 @@ statement, the COPY of a large table included.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from millpond.serving.base import PublishResult
 
 log = logs.get(__name__)
 
-COPY_BATCH_ROWS = 10_000
+COPY_CHUNK_BYTES = 1 << 20
 STATEMENT_TIMEOUT_FACTOR = 20
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 _TYPES = {
@@ -60,7 +60,6 @@ _TYPES = {
     "TIMESTAMP WITH TIME ZONE": "timestamptz",
     "UUID": "uuid",
     "JSON": "jsonb",
-    "BLOB": "bytea",
 }
 
 
@@ -120,7 +119,9 @@ class PostgresServingTarget:
                         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(incoming)))
                         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(incoming)))
                         for table in tables:
-                            result.tables[f"{schema}.{table}"] = _copy_table(source, conn, schema, table, incoming)
+                            rows = _copy_table(source, conn, schema, table, incoming)
+                            result.tables[f"{schema}.{table}"] = rows
+                            log.info("publish.postgres.copied", relation=f"{schema}.{table}", rows=rows)
                     crash_point("publish.postgres")
                     for schema in by_schema:
                         self._swap(conn, schema)
@@ -182,7 +183,13 @@ def _schema_exists(conn: psycopg.Connection[Any], schema: str) -> bool:
 def _copy_table(
     source: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any], schema: str, table: str, into: str
 ) -> int:
-    """Create ``into.table`` with the mapped column types and COPY the warehouse rows into it."""
+    """Create ``into.table`` with the mapped column types and COPY the warehouse rows into it.
+
+    DuckDB writes the rows as CSV (in C++, to a temp file) and PostgreSQL parses them with
+    ``COPY ... FROM STDIN (FORMAT csv)``: no Python object per value. The two agree on the
+    format: NULL is an unquoted empty field, an empty string is ``""``, timestamps carry
+    their offset (the session is UTC).
+    """
     catalog_table = f'"{schema}"."{table}"'
     columns = [(str(r[0]), str(r[1])) for r in source.execute(f"DESCRIBE {catalog_table}").fetchall()]
     target = sql.Identifier(into, table)
@@ -195,16 +202,21 @@ def _copy_table(
         )
     )
     names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
-    rows = 0
-    cursor = source.execute(f"SELECT * FROM {catalog_table}")
-    with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)) as copy:
-        for batch in _batches(cursor):
-            for row in batch:
-                copy.write_row(row)
-            rows += len(batch)
-    return rows
-
-
-def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterable[list[tuple[Any, ...]]]:
-    while batch := cursor.fetchmany(COPY_BATCH_ROWS):
-        yield batch
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, names)
+    with tempfile.TemporaryDirectory(prefix="millpond-publish-") as tmp:
+        csv_file = Path(tmp) / "rows.csv"
+        written = source.execute(
+            f"COPY (SELECT * FROM {catalog_table}) TO '{csv_file}' (FORMAT csv, HEADER false)"
+        ).fetchone()
+        with conn.cursor() as cur:
+            with csv_file.open("rb") as rows, cur.copy(copy_sql) as copy:
+                while chunk := rows.read(COPY_CHUNK_BYTES):
+                    copy.write(chunk)
+            loaded = cur.rowcount
+    expected = int(written[0]) if written else 0
+    if loaded != expected:
+        raise StageFailed(
+            f"{schema}.{table}: DuckDB wrote {expected} rows, PostgreSQL loaded {loaded}",
+            stage="publish",
+        )
+    return loaded

@@ -20,7 +20,14 @@ def test_bench_runs_and_writes_results_plots_and_page(tmp_path: Path):
 
     results = json.loads((out / "results.json").read_text())
     names = [c["name"] for c in results["comparisons"]]
-    assert names == ["kafka_ingest", "mongo_ingest", "publish_demo", "publish_large"]
+    assert names == [
+        "kafka_ingest",
+        "mongo_ingest",
+        "publish_demo",
+        "publish_large",
+        "publish_postgres_demo",
+        "publish_postgres_large",
+    ]
     for c in results["comparisons"]:
         assert c["rows"] > 0
         assert len(c["candidate_s"]) == len(c["baseline_s"]) == 1
@@ -28,6 +35,7 @@ def test_bench_runs_and_writes_results_plots_and_page(tmp_path: Path):
             assert _positive(c[key]), (c["name"], key, c[key])
     assert _positive(results["comparisons"][0]["extra"]["ratio_vs_default_fetch_wait_baseline"])
     assert _positive(results["comparisons"][3]["extra"]["ratio_vs_fresh_file_baseline"])
+    assert _positive(results["comparisons"][5]["extra"]["ratio_vs_python_rows"])
 
     points = results["scaling"]["points"]
     assert [p["factor"] for p in points] == [1, 2]

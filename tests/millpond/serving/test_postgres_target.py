@@ -29,9 +29,10 @@ def _warehouse(path: Path, revenue: str) -> Path:
         con.execute("CREATE SCHEMA IF NOT EXISTS gold")
         con.execute(
             "CREATE OR REPLACE TABLE gold.agg_daily_revenue AS SELECT * FROM (VALUES"
-            " (DATE '2026-03-01', 3::BIGINT, CAST(? AS DECIMAL(18, 2)), TRUE, 'EUR', TIMESTAMPTZ '2026-03-01 10:00:00+00'),"
-            " (DATE '2026-03-02', 0::BIGINT, NULL, FALSE, NULL, NULL))"
-            " AS t(order_date, orders, revenue, has_orders, currency, first_order_at)",
+            " (DATE '2026-03-01', 3::BIGINT, CAST(? AS DECIMAL(18, 2)), TRUE, 'EUR',"
+            "  TIMESTAMPTZ '2026-03-01 10:00:00.123456+00', 'a,\"b\"\nc'),"
+            " (DATE '2026-03-02', 0::BIGINT, NULL, FALSE, NULL, NULL, ''))"
+            " AS t(order_date, orders, revenue, has_orders, currency, first_order_at, note)",
             [revenue],
         )
         con.execute("CREATE OR REPLACE VIEW gold.v_revenue AS SELECT order_date, revenue FROM gold.agg_daily_revenue")
@@ -71,9 +72,17 @@ def test_publish_copies_types_values_and_the_manifest(tmp_path: Path, database: 
             ).fetchall()
         )
         schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
-    assert rows == [
-        (date(2026, 3, 1), 3, Decimal("12.34"), True, "EUR", datetime(2026, 3, 1, 10, tzinfo=UTC)),
-        (date(2026, 3, 2), 0, None, False, None, None),
+    assert rows == [  # NULL stays NULL, '' stays '', quotes, commas and newlines survive the CSV hop
+        (
+            date(2026, 3, 1),
+            3,
+            Decimal("12.34"),
+            True,
+            "EUR",
+            datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC),
+            'a,"b"\nc',
+        ),
+        (date(2026, 3, 2), 0, None, False, None, None, ""),
     ]
     assert types["revenue"] == "numeric" and types["first_order_at"] == "timestamp with time zone"
     assert {"gold", "meta"} <= schemas

@@ -1,0 +1,106 @@
+"""Publish into PostgreSQL: the one-transaction schema swap vs a plain in-place refresh.
+
+Same synthetic gold tables as ``bench.publish``. Both sides move rows the same way (DuckDB
+writes CSV, PostgreSQL ``COPY ... FROM STDIN``), so the ratio is the price of the atomic
+swap: a fresh staging schema with ``CREATE TABLE`` per relation, the renames, dropping the
+previous schema, the grants and the manifest. A third measurement, COPY fed one Python row
+at a time (``psycopg``'s ``write_row``), shows what the CSV hand-off saves.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+
+import duckdb
+import psycopg
+from psycopg import sql
+
+from bench.harness import BASE, Comparison, compare, time_once
+from bench.publish import build_gold
+from millpond.services import PostgresCluster
+from millpond.serving import PostgresServingTarget
+
+
+def _database(cluster: PostgresCluster, name: str) -> str:
+    with psycopg.connect(cluster.uri, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return cluster.uri.rsplit("/", 1)[0] + f"/{name}"
+
+
+def baseline_refresh(warehouse: Path, uri: str, relations: list[str]) -> None:
+    """TRUNCATE the live tables and COPY the new rows in, one transaction, no staging schema or swap."""
+    with duckdb.connect(str(warehouse), read_only=True) as source, psycopg.connect(uri) as conn:
+        source.execute("SET TimeZone = 'UTC'")
+        with conn.transaction(), tempfile.TemporaryDirectory() as tmp:
+            for relation in relations:
+                csv_file = Path(tmp) / f"{relation}.csv"
+                source.execute(f"COPY (SELECT * FROM {relation}) TO '{csv_file}' (FORMAT csv, HEADER false)")
+                conn.execute(f"TRUNCATE {relation}")
+                with (
+                    conn.cursor() as cur,
+                    csv_file.open("rb") as rows,
+                    cur.copy(f"COPY {relation} FROM STDIN (FORMAT csv)") as copy,
+                ):
+                    while chunk := rows.read(1 << 20):
+                        copy.write(chunk)
+
+
+def python_rows_refresh(warehouse: Path, uri: str, relations: list[str]) -> None:
+    """The same refresh, but COPY fed one Python tuple at a time (the obvious psycopg code)."""
+    with duckdb.connect(str(warehouse), read_only=True) as source, psycopg.connect(uri) as conn:
+        source.execute("SET TimeZone = 'UTC'")
+        with conn.transaction():
+            for relation in relations:
+                conn.execute(f"TRUNCATE {relation}")
+                cursor = source.execute(f"SELECT * FROM {relation}")
+                with conn.cursor() as cur, cur.copy(f"COPY {relation} FROM STDIN") as copy:
+                    while batch := cursor.fetchmany(10_000):
+                        for row in batch:
+                            copy.write_row(row)
+
+
+def run(cluster: PostgresCluster, root: Path, orders: int, repeat: int, label: str, warmup: int = 1) -> Comparison:
+    """Publish the gold tables of a warehouse with ``orders`` orders into PostgreSQL, both ways."""
+    customers = max(1, orders * BASE.customers // (BASE.orders_per_day * BASE.days))
+    work = root / f"publish-postgres-{label}"
+    (work / "warehouse").mkdir(parents=True)
+    warehouse = work / "warehouse" / "millpond.duckdb"
+    tables = build_gold(warehouse, orders, customers, BASE.days)
+    relations = sorted(tables)
+    target = PostgresServingTarget(_database(cluster, f"bench_swap_{label}"), timeout_s=60)
+    baseline_uri = _database(cluster, f"bench_inplace_{label}")
+    PostgresServingTarget(baseline_uri).publish(warehouse, relations, "create-tables")  # same tables, same types
+    run_no = iter(range(1_000_000))
+
+    def candidate() -> None:
+        published = target.publish(warehouse, relations, run_id=f"bench-{next(run_no)}")
+        if published.tables != tables:
+            raise AssertionError(f"published {published.tables}, expected {tables}")
+
+    def baseline() -> None:
+        baseline_refresh(warehouse, baseline_uri, relations)
+        with psycopg.connect(baseline_uri) as conn:
+            got = {r: conn.execute(f"SELECT count(*) FROM {r}").fetchone()[0] for r in relations}  # type: ignore[index]
+        if got != tables:
+            raise AssertionError(f"refreshed {got}, expected {tables}")
+
+    result = Comparison(
+        name=f"publish_postgres_{label}",
+        title=f"Publish to PostgreSQL ({label}: {orders:,} orders)",
+        candidate="PostgresServingTarget.publish: staging schema, COPY (CSV), swap, drop, grants, manifest in one tx",
+        baseline="TRUNCATE + COPY (CSV) into the live tables in one transaction (no swap)",
+        rows=sum(tables.values()),
+        notes="rows = all gold rows copied; the database already holds the previous version",
+    )
+    compare(result, candidate, baseline, repeat, warmup)
+    rows_s = statistics.median(
+        time_once(lambda: python_rows_refresh(warehouse, baseline_uri, relations)) for _ in range(repeat)
+    )
+    result.extra = {
+        "python_rows_median_s": round(rows_s, 4),
+        "ratio_vs_python_rows": round(result.candidate_median / rows_s, 3),
+    }
+    return result
