@@ -25,7 +25,7 @@ DEMO_ENV := $(DATA_DIR)/demo.env
 PYTEST_ARGS ?=
 
 .PHONY: setup
-setup: setup-python setup-postgres setup-superset setup-browser setup-infra ## everything, pinned (idempotent)
+setup: setup-python setup-postgres setup-superset setup-browser setup-infra setup-cube ## everything, pinned (idempotent)
 
 .PHONY: setup-python
 setup-python: $(UV) ## the pipeline's virtual environment from uv.lock
