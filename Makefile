@@ -20,6 +20,19 @@ help: ## list targets
 $(UV):
 	$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 
+# $(call npm_ci,DIR,TARGET): install DIR/node_modules exactly from DIR/package-lock.json, no
+# install scripts; skipped while the installed tree was made from the same lock file.
+define npm_ci
+	@if [ -f $(1)/node_modules/.package-lock.json ] && \
+	   cmp -s $(1)/package-lock.json $(1)/node_modules/.millpond-lock.json; then \
+	  echo "$(2): $(1)/node_modules is up to date"; \
+	else \
+	  npm ci --prefix $(1) --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	  cp $(1)/package-lock.json $(1)/node_modules/.millpond-lock.json; \
+	  echo "$(2): installed $(1)/node_modules from package-lock.json"; \
+	fi
+endef
+
 DATA_DIR ?= $(CURDIR)/.local
 DEMO_ENV := $(DATA_DIR)/demo.env
 PYTEST_ARGS ?=

