@@ -8,12 +8,13 @@ not care how they were computed.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from bench.harness import BASE, Comparison, compare, time_once
-from millpond.serving import DuckDBServingTarget
+from millpond.serving import DuckDBServingTarget, ServingTarget
 
 STATUSES = "['created','paid','shipped','delivered','cancelled']"
 EVENT_TYPES = (
@@ -83,24 +84,34 @@ def baseline_publish(warehouse: Path, serving: Path, relations: list[str]) -> No
         con.execute(f'DETACH "{catalog}"')
 
 
-def run(root: Path, orders: int, repeat: int, label: str, warmup: int = 1) -> Comparison:
-    """Publish the gold tables of a warehouse with ``orders`` orders (customers and days in BASE proportion)."""
+def gold_warehouse(work: Path, orders: int) -> tuple[Path, dict[str, int]]:
+    """``work/warehouse/millpond.duckdb`` with ``orders`` orders (customers and days in BASE proportion)."""
     customers = max(1, orders * BASE.customers // (BASE.orders_per_day * BASE.days))
-    work = root / f"publish-{label}"
-    work.mkdir(parents=True, exist_ok=True)
     warehouse = work / "warehouse" / "millpond.duckdb"  # stem = the catalog SQLMesh views use
-    warehouse.parent.mkdir()
-    tables = build_gold(warehouse, orders, customers, BASE.days)
-    relations = sorted(tables)
-    target = DuckDBServingTarget(work / "serving" / "serving.duckdb")
-    baseline_file = work / "baseline" / "serving.duckdb"
-    baseline_file.parent.mkdir()
+    warehouse.parent.mkdir(parents=True)
+    return warehouse, build_gold(warehouse, orders, customers, BASE.days)
+
+
+def checked_publish(target: ServingTarget, warehouse: Path, tables: dict[str, int]) -> Callable[[], None]:
+    """A publish of every table by ``target`` that fails unless it copied exactly ``tables``."""
     run_no = iter(range(1_000_000))
 
-    def candidate() -> None:
-        published = target.publish(warehouse, relations, run_id=f"bench-{next(run_no)}")
+    def publish() -> None:
+        published = target.publish(warehouse, sorted(tables), run_id=f"bench-{next(run_no)}")
         if published.tables != tables:
             raise AssertionError(f"published {published.tables}, expected {tables}")
+
+    return publish
+
+
+def run(root: Path, orders: int, repeat: int, label: str, warmup: int = 1) -> Comparison:
+    """Publish the gold tables of a warehouse with ``orders`` orders into the serving file, both ways."""
+    work = root / f"publish-{label}"
+    warehouse, tables = gold_warehouse(work, orders)
+    relations = sorted(tables)
+    candidate = checked_publish(DuckDBServingTarget(work / "serving" / "serving.duckdb"), warehouse, tables)
+    baseline_file = work / "baseline" / "serving.duckdb"
+    baseline_file.parent.mkdir()
 
     result = Comparison(
         name=f"publish_{label}",

@@ -17,8 +17,8 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from bench.harness import BASE, Comparison, compare, time_once
-from bench.publish import build_gold
+from bench.harness import Comparison, compare, time_once
+from bench.publish import checked_publish, gold_warehouse
 from millpond.services import PostgresCluster
 from millpond.serving import PostgresServingTarget
 
@@ -64,21 +64,12 @@ def python_rows_refresh(warehouse: Path, uri: str, relations: list[str]) -> None
 
 def run(cluster: PostgresCluster, root: Path, orders: int, repeat: int, label: str, warmup: int = 1) -> Comparison:
     """Publish the gold tables of a warehouse with ``orders`` orders into PostgreSQL, both ways."""
-    customers = max(1, orders * BASE.customers // (BASE.orders_per_day * BASE.days))
-    work = root / f"publish-postgres-{label}"
-    (work / "warehouse").mkdir(parents=True)
-    warehouse = work / "warehouse" / "millpond.duckdb"
-    tables = build_gold(warehouse, orders, customers, BASE.days)
+    warehouse, tables = gold_warehouse(root / f"publish-postgres-{label}", orders)
     relations = sorted(tables)
     target = PostgresServingTarget(_database(cluster, f"bench_swap_{label}"), timeout_s=60)
+    candidate = checked_publish(target, warehouse, tables)
     baseline_uri = _database(cluster, f"bench_inplace_{label}")
     PostgresServingTarget(baseline_uri).publish(warehouse, relations, "create-tables")  # same tables, same types
-    run_no = iter(range(1_000_000))
-
-    def candidate() -> None:
-        published = target.publish(warehouse, relations, run_id=f"bench-{next(run_no)}")
-        if published.tables != tables:
-            raise AssertionError(f"published {published.tables}, expected {tables}")
 
     def baseline() -> None:
         baseline_refresh(warehouse, baseline_uri, relations)
