@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from millpond.errors import MillpondError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +39,7 @@ class KafkaTopics(BaseSettings):
 class Settings(BaseSettings):
     """All Millpond settings; each field maps to ``MILLPOND_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="MILLPOND_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MILLPOND_", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(default=REPO_ROOT / ".local")
     project_dir: Path = Field(default=REPO_ROOT)
@@ -77,6 +80,15 @@ class Settings(BaseSettings):
         self.state_path = self.state_path.resolve()
         self.serving_path = self.serving_path.resolve()
 
+    @model_validator(mode="after")
+    def _reader_role_needs_a_serving_database(self) -> Settings:
+        if self.serving_postgres_reader_role and self.serving_postgres_uri is None:
+            raise ValueError(
+                "MILLPOND_SERVING_POSTGRES_READER_ROLE is set but MILLPOND_SERVING_POSTGRES_URI is not, so nothing"
+                " would be published to PostgreSQL for that role to read"
+            )
+        return self
+
     @property
     def warehouse(self) -> Path:
         assert self.warehouse_path is not None
@@ -105,6 +117,28 @@ class Settings(BaseSettings):
         }
 
 
+_SENSITIVE = ("password", "secret", "uri")
+
+
 def load() -> Settings:
-    """Read the settings from the environment."""
-    return Settings()
+    """Read the settings from the environment; a bad value is a MillpondError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise MillpondError(
+            "invalid configuration: " + "; ".join(_describe(error) for error in exc.errors()),
+            stage="config",
+            hint="fix the variable(s); every setting is documented in docs/configuration.md",
+        ) from exc
+
+
+def _describe(error: Any) -> str:
+    """``MILLPOND_IO_TIMEOUT_S: Input should be a valid number (got 'abc')``; secrets are never echoed."""
+    field = "_".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if not field:
+        return message
+    variable = f"MILLPOND_{field.upper()}"
+    if any(word in field for word in _SENSITIVE) or "input" not in error:
+        return f"{variable}: {message}"
+    return f"{variable}: {message} (got {error['input']!r})"

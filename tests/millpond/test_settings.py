@@ -1,0 +1,60 @@
+"""Settings from the environment: defaults, derived paths, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from millpond import settings as settings_mod
+from millpond.errors import MillpondError
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith("MILLPOND_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MILLPOND_DATA_DIR", str(tmp_path))
+    return monkeypatch
+
+
+def test_paths_derive_from_the_data_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = settings_mod.load()
+    assert cfg.warehouse == tmp_path / "warehouse" / "millpond.duckdb"
+    assert cfg.serving == tmp_path / "serving" / "serving.duckdb"
+    assert cfg.serving_postgres_uri is None
+
+
+def test_a_bad_value_names_the_variable_and_the_input(env: pytest.MonkeyPatch) -> None:
+    env.setenv("MILLPOND_IO_TIMEOUT_S", "soon")
+    with pytest.raises(MillpondError, match=r"MILLPOND_IO_TIMEOUT_S: Input should be a valid number.*\(got 'soon'\)"):
+        settings_mod.load()
+
+
+def test_a_sensitive_value_is_never_echoed() -> None:
+    error = {"loc": ("serving_postgres_uri",), "msg": "Value error, bad", "input": "postgresql://u:hunter2@db/x"}
+    assert settings_mod._describe(error) == "MILLPOND_SERVING_POSTGRES_URI: bad"
+    plain = {"loc": ("superset_port",), "msg": "Input should be a valid integer", "input": "x"}
+    assert settings_mod._describe(plain) == "MILLPOND_SUPERSET_PORT: Input should be a valid integer (got 'x')"
+
+
+def test_an_empty_variable_counts_as_unset(env: pytest.MonkeyPatch) -> None:
+    env.setenv("MILLPOND_SERVING_POSTGRES_URI", "")  # `VAR=` in an .env file
+    env.setenv("MILLPOND_IO_TIMEOUT_S", "")
+    cfg = settings_mod.load()
+    assert cfg.serving_postgres_uri is None
+    assert cfg.io_timeout_s == 30.0
+
+
+def test_a_reader_role_without_a_serving_database_is_refused(env: pytest.MonkeyPatch) -> None:
+    env.setenv("MILLPOND_SERVING_POSTGRES_READER_ROLE", "cube_reader")
+    with pytest.raises(MillpondError, match="MILLPOND_SERVING_POSTGRES_URI is not") as failure:
+        settings_mod.load()
+    assert failure.value.stage == "config"
+    env.setenv("MILLPOND_SERVING_POSTGRES_URI", "postgresql://publisher:pw@db:5432/serving")
+    cfg = settings_mod.load()
+    assert cfg.serving_postgres_reader_role == "cube_reader"
+    assert cfg.serving_postgres_uri is not None
+    assert "pw@" not in repr(cfg)  # a SecretStr
