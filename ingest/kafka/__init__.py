@@ -45,13 +45,18 @@ def kafka_source(
 ) -> Iterator[DltResource]:
     """One resource per stream (``kafka_<stream>``), e.g. ``kafka_clickstream`` for ``shop.clickstream``."""
     for stream, topic in topics.items():
-        yield dlt.resource(
-            _topic_reader,
-            name=f"kafka_{stream}",
-            primary_key=("topic", "partition", "offset"),
+        # The table hints travel with each page (a table variant, like the dead letters) instead of
+        # being resource hints: dlt copies resource hints into every table a resource dispatches to,
+        # which gave raw.dead_letter ten always-NULL envelope columns.
+        table = dlt.mark.make_hints(
+            table_name=f"kafka_{stream}",
+            primary_key=["topic", "partition", "offset"],
             write_disposition="merge",
             columns=ENVELOPE_COLUMNS,
-        )(bootstrap_servers, topic, timeout_s, max_messages)
+        )
+        yield dlt.resource(_topic_reader, name=f"kafka_{stream}")(
+            bootstrap_servers, topic, table, timeout_s, max_messages
+        )
 
 
 def _consumer(bootstrap_servers: str, timeout_s: float) -> Consumer:
@@ -73,7 +78,9 @@ def _consumer(bootstrap_servers: str, timeout_s: float) -> Consumer:
     )
 
 
-def _topic_reader(bootstrap_servers: str, topic: str, timeout_s: float, max_messages: int | None) -> Iterator[Any]:
+def _topic_reader(
+    bootstrap_servers: str, topic: str, table: Any, timeout_s: float, max_messages: int | None
+) -> Iterator[Any]:
     """All messages of ``topic`` after the stored offsets, until every partition reports its end.
 
     (End-of-partition events are used instead of ListOffsets watermarks: they come with the
@@ -118,10 +125,10 @@ def _topic_reader(bootstrap_servers: str, topic: str, timeout_s: float, max_mess
                 continue
             page.append(row)
             if len(page) >= PAGE_SIZE:
-                yield page
+                yield dlt.mark.with_hints(page, table, create_table_variant=True)
                 page = []
         if page:
-            yield page
+            yield dlt.mark.with_hints(page, table, create_table_variant=True)
     finally:
         consumer.close()
 

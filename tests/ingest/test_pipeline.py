@@ -11,6 +11,7 @@ import duckdb
 import pymongo
 import pytest
 
+from ingest.kafka import ENVELOPE_COLUMNS
 from ingest.pipeline import FOLLOW_HEARTBEAT, raw_row_counts, run_ingest
 from millpond.errors import StageFailed
 from millpond.generator import GeneratorConfig, generate
@@ -75,7 +76,16 @@ def test_ingest_loads_everything_once_and_quarantines_bad_records(make_settings)
     _assert_exactly_once(cfg, first.messages)
     with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
         reasons = [r[0] for r in con.execute("select distinct reason from raw.dead_letter").fetchall()]
+        columns = {
+            table: [r[0] for r in con.execute(f"describe raw.{table}").fetchall() if not r[0].startswith("_dlt")]
+            for table in ("dead_letter", "kafka_clickstream")
+        }
     assert all(reasons) and any("JSON" in r or "event_id" in r or "event_ts" in r for r in reasons)
+    # each table has its own columns: the dead letters carry none of the Kafka event envelope
+    assert columns["dead_letter"] == [
+        "dead_letter_id", "source", "origin", "partition", "offset", "record_key", "raw_value", "reason", "received_at",
+    ]  # fmt: skip
+    assert columns["kafka_clickstream"] == list(ENVELOPE_COLUMNS)
 
     assert not run_ingest(cfg).rows  # nothing new: nothing loaded
     second = _generate(cfg, date(2026, 3, 4))
