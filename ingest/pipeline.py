@@ -132,9 +132,10 @@ def follow(
 ) -> None:
     """Keep loading new Kafka messages (the long-running ingester); stops on SIGTERM/SIGINT.
 
-    Each cycle that loads beats the ``ingest-follow`` heartbeat that ``millpond health``
-    checks. A cycle that finds another stage holding the pipeline lock waits for the next
-    one; any other failure is logged and retried, and after ``max_consecutive_failures``
+    Each cycle that loads, or that finds another stage holding the pipeline lock (a long
+    transform is no reason to restart the follower), beats the ``ingest-follow`` heartbeat
+    that ``millpond health`` checks. Any other failure is logged and retried without a beat,
+    and after ``max_consecutive_failures``
     in a row the last error is raised, so the process exits non-zero and its supervisor
     (Kubernetes, compose) restarts it with back-off.
     """
@@ -146,6 +147,7 @@ def follow(
             report = run_ingest(settings, mongo=False, kafka=True)
         except PipelineBusy as exc:
             log.info("ingest.follow.busy", cycle=cycles, reason=str(exc))
+            heartbeat.beat(cycle=cycles, busy=True)
         except MillpondError as exc:
             failures += 1
             log.error("ingest.follow.failed", cycle=cycles, failures=failures, error=str(exc))

@@ -168,14 +168,16 @@ def test_follow_waits_while_another_stage_holds_the_lock(make_settings):
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        follow(cfg, interval_s=0, max_cycles=2)  # busy both times: no error, no load, no beat
+        follow(cfg, interval_s=0, max_cycles=2)  # busy both times: no error, no load, still alive
     finally:
         holder.kill()
         holder.wait(timeout=30)
     assert not cfg.warehouse.exists()
-    assert Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read() is None
+    busy = Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read()
+    assert busy is not None and busy["busy"] is True and busy["cycle"] == 2
     follow(cfg, interval_s=0, max_cycles=1)
-    assert Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read() is not None
+    loaded = Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read()
+    assert loaded is not None and "busy" not in loaded and loaded["rows"] > 0
 
 
 def test_follow_gives_up_after_consecutive_failures(make_settings):
