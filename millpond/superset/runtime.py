@@ -104,14 +104,6 @@ def tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def file_tail(path: Path, lines: int = 25) -> str:
-    """Last lines of a log file, or a note that it does not exist."""
-    try:
-        return tail(path.read_text(encoding="utf-8", errors="replace"), lines)
-    except FileNotFoundError:
-        return f"(no log at {path})"
-
-
 def run_step(
     step: str,
     argv: Sequence[str],

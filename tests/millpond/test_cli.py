@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -66,3 +69,22 @@ def test_serve_requires_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     result = CliRunner().invoke(cli, ["serve"], env={"MILLPOND_DATA_DIR": str(tmp_path)})
     assert result.exit_code != 0
     assert "MILLPOND_SUPERSET_ADMIN_PASSWORD and MILLPOND_SUPERSET_SECRET_KEY must be set" in str(result.exception)
+
+
+def test_a_missing_superset_install_is_one_clear_line_and_exit_1(tmp_path: Path):
+    env = {
+        **os.environ,
+        "MILLPOND_DATA_DIR": str(tmp_path),
+        "MILLPOND_SUPERSET_VENV": str(tmp_path / "no-venv"),
+        "MILLPOND_SUPERSET_ADMIN_PASSWORD": "pw-for-the-test",
+        "MILLPOND_SUPERSET_SECRET_KEY": "k" * 32,
+        "MILLPOND_LOG_FORMAT": "json",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "millpond", "serve"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"error: [serve] Superset is not installed in {tmp_path / 'no-venv'}; run `make setup-superset`"
+    )
