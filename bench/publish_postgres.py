@@ -1,8 +1,8 @@
 """Publish into PostgreSQL: the one-transaction schema swap vs a plain in-place refresh.
 
-Same synthetic gold tables as ``bench.publish``. Both sides move rows the same way (DuckDB
-writes CSV, PostgreSQL ``COPY ... FROM STDIN``), so the ratio is the price of the atomic
-swap: a fresh staging schema with ``CREATE TABLE`` per relation, the renames, dropping the
+Same synthetic gold tables as ``bench.publish``. Both sides move rows with the same
+``copy_rows`` (DuckDB writes CSV, PostgreSQL ``COPY ... FROM STDIN``), so the ratio is the
+price of the atomic swap: a fresh staging schema with ``CREATE TABLE`` per relation, the renames, dropping the
 previous schema, the grants and the manifest. A third measurement, COPY fed one Python row
 at a time (``psycopg``'s ``write_row``), shows what the CSV hand-off saves.
 """
@@ -10,7 +10,6 @@ at a time (``psycopg``'s ``write_row``), shows what the CSV hand-off saves.
 from __future__ import annotations
 
 import statistics
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -21,31 +20,17 @@ from bench.harness import Comparison, compare, time_once
 from bench.publish import checked_publish, gold_warehouse
 from millpond.services import PostgresCluster
 from millpond.serving import PostgresServingTarget
-
-
-def _database(cluster: PostgresCluster, name: str) -> str:
-    with psycopg.connect(cluster.uri, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return cluster.uri.rsplit("/", 1)[0] + f"/{name}"
+from millpond.serving.postgres_target import copy_rows
 
 
 def baseline_refresh(warehouse: Path, uri: str, relations: list[str]) -> None:
     """TRUNCATE the live tables and COPY the new rows in, one transaction, no staging schema or swap."""
     with duckdb.connect(str(warehouse), read_only=True) as source, psycopg.connect(uri) as conn:
         source.execute("SET TimeZone = 'UTC'")
-        with conn.transaction(), tempfile.TemporaryDirectory() as tmp:
+        with conn.transaction():
             for relation in relations:
-                csv_file = Path(tmp) / f"{relation}.csv"
-                source.execute(f"COPY (SELECT * FROM {relation}) TO '{csv_file}' (FORMAT csv, HEADER false)")
                 conn.execute(f"TRUNCATE {relation}")
-                with (
-                    conn.cursor() as cur,
-                    csv_file.open("rb") as rows,
-                    cur.copy(f"COPY {relation} FROM STDIN (FORMAT csv)") as copy,
-                ):
-                    while chunk := rows.read(1 << 20):
-                        copy.write(chunk)
+                copy_rows(source, conn, relation, sql.Identifier(*relation.split(".", 1)))
 
 
 def python_rows_refresh(warehouse: Path, uri: str, relations: list[str]) -> None:
@@ -66,9 +51,9 @@ def run(cluster: PostgresCluster, root: Path, orders: int, repeat: int, label: s
     """Publish the gold tables of a warehouse with ``orders`` orders into PostgreSQL, both ways."""
     warehouse, tables = gold_warehouse(root / f"publish-postgres-{label}", orders)
     relations = sorted(tables)
-    target = PostgresServingTarget(_database(cluster, f"bench_swap_{label}"), timeout_s=60)
+    target = PostgresServingTarget(cluster.create_database(f"bench_swap_{label}"), timeout_s=60)
     candidate = checked_publish(target, warehouse, tables)
-    baseline_uri = _database(cluster, f"bench_inplace_{label}")
+    baseline_uri = cluster.create_database(f"bench_inplace_{label}")
     PostgresServingTarget(baseline_uri).publish(warehouse, relations, "create-tables")  # same tables, same types
 
     def baseline() -> None:

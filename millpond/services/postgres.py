@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from millpond.errors import ServiceError
 from millpond.services.base import LocalService, require_binary
@@ -25,7 +26,18 @@ class PostgresCluster(LocalService):
 
     @property
     def uri(self) -> str:
-        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/postgres"
+        return self.database_uri("postgres")
+
+    def database_uri(self, database: str, user: str | None = None) -> str:
+        """URI of ``database`` on this cluster as ``user`` (default: the superuser)."""
+        return f"postgresql://{user or self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database ``name`` (an existing one of that name is dropped); its superuser URI."""
+        with psycopg.connect(self.uri, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.database_uri(name)
 
     @property
     def data(self) -> Path:

@@ -183,13 +183,7 @@ def _schema_exists(conn: psycopg.Connection[Any], schema: str) -> bool:
 def _copy_table(
     source: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any], schema: str, table: str, into: str
 ) -> int:
-    """Create ``into.table`` with the mapped column types and COPY the warehouse rows into it.
-
-    DuckDB writes the rows as CSV (in C++, to a temp file) and PostgreSQL parses them with
-    ``COPY ... FROM STDIN (FORMAT csv)``: no Python object per value. The two agree on the
-    format: NULL is an unquoted empty field, an empty string is ``""``, timestamps carry
-    their offset (the session is UTC).
-    """
+    """Create ``into.table`` with the mapped column types and COPY the warehouse rows into it."""
     catalog_table = f'"{schema}"."{table}"'
     columns = [(str(r[0]), str(r[1])) for r in source.execute(f"DESCRIBE {catalog_table}").fetchall()]
     target = sql.Identifier(into, table)
@@ -202,21 +196,31 @@ def _copy_table(
         )
     )
     names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
-    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, names)
+    return copy_rows(source, conn, catalog_table, sql.SQL("{} ({})").format(target, names))
+
+
+def copy_rows(
+    source: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any], relation: str, target: sql.Composable
+) -> int:
+    """COPY every row of the DuckDB ``relation`` into the PostgreSQL ``target`` (a table, optionally with columns).
+
+    DuckDB writes the rows as CSV (in C++, to a temp file) and PostgreSQL parses them with
+    ``COPY ... FROM STDIN (FORMAT csv)``: no Python object per value. The two agree on the
+    format: NULL is an unquoted empty field, an empty string is ``""``, timestamps carry
+    their offset (the session is UTC). The row counts of both sides must match.
+    """
     with tempfile.TemporaryDirectory(prefix="millpond-publish-") as tmp:
         csv_file = Path(tmp) / "rows.csv"
         written = source.execute(
-            f"COPY (SELECT * FROM {catalog_table}) TO '{csv_file}' (FORMAT csv, HEADER false)"
+            f"COPY (SELECT * FROM {relation}) TO '{csv_file}' (FORMAT csv, HEADER false)"
         ).fetchone()
         with conn.cursor() as cur:
+            copy_sql = sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(target)
             with csv_file.open("rb") as rows, cur.copy(copy_sql) as copy:
                 while chunk := rows.read(COPY_CHUNK_BYTES):
                     copy.write(chunk)
             loaded = cur.rowcount
     expected = int(written[0]) if written else 0
     if loaded != expected:
-        raise StageFailed(
-            f"{schema}.{table}: DuckDB wrote {expected} rows, PostgreSQL loaded {loaded}",
-            stage="publish",
-        )
+        raise StageFailed(f"{relation}: DuckDB wrote {expected} rows, PostgreSQL loaded {loaded}", stage="publish")
     return loaded

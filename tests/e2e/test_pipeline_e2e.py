@@ -123,10 +123,7 @@ def test_rerun_without_new_data_changes_nothing(shop):
 
 def test_publish_to_postgres_serves_the_same_gold_as_the_serving_file(shop, postgres):
     cfg, _step, _events = shop
-    database = f"serving_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.uri, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    uri = postgres.uri.rsplit("/", 1)[0] + f"/{database}"
+    uri = postgres.create_database(f"serving_e2e_{uuid.uuid4().hex[:8]}")
     results = run_publish(cfg.model_copy(update={"serving_postgres_uri": SecretStr(uri)}), "to-postgres")
     assert [r.target for r in results] == [str(cfg.serving), PostgresServingTarget(uri).name]
     assert results[0].tables == results[1].tables and len(results[0].tables) == 5

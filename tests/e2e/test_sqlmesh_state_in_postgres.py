@@ -37,8 +37,7 @@ def _millpond(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 def test_transform_keeps_its_state_in_postgres(make_settings, postgres: PostgresCluster) -> None:
     cfg = make_settings("pgstate")
     database = f"sqlmesh_state_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.uri, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
+    state_uri = postgres.create_database(database)
     with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
         generate(SMALL, date(2026, 3, 2), client[cfg.mongo_db], cfg.kafka_bootstrap, cfg.topics.as_dict())
     prefix = "SQLMESH__GATEWAYS__DUCKDB__STATE_CONNECTION__"
@@ -55,7 +54,7 @@ def test_transform_keeps_its_state_in_postgres(make_settings, postgres: Postgres
     _millpond(env, "transform")
     _millpond(env, "transform")  # a second run against the same state: nothing new, still succeeds
 
-    with psycopg.connect(postgres.uri.rsplit("/", 1)[0] + f"/{database}") as conn:
+    with psycopg.connect(state_uri) as conn:
         environments = [r[0] for r in conn.execute("SELECT name FROM sqlmesh._environments").fetchall()]
         snapshots = conn.execute("SELECT count(*) FROM sqlmesh._snapshots").fetchone()
     assert environments == ["prod"]

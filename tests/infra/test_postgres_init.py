@@ -32,10 +32,6 @@ def _run_init(postgres: PostgresCluster, password: str | None) -> subprocess.Com
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def _uri(postgres: PostgresCluster, user: str, database: str) -> str:
-    return f"postgresql://{user}@127.0.0.1:{postgres.port}/{database}"
-
-
 def test_init_refuses_to_run_without_the_reader_password(postgres: PostgresCluster) -> None:
     result = _run_init(postgres, None)
     assert result.returncode != 0
@@ -58,16 +54,16 @@ def test_init_creates_the_databases_and_a_reader_that_only_reads_serving(
 
     for database in ("sqlmesh_state", "superset"):
         with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-            psycopg.connect(_uri(postgres, "cube_reader", database), connect_timeout=5).close()
+            psycopg.connect(postgres.database_uri(database, "cube_reader"), connect_timeout=5).close()
 
     warehouse = tmp_path / "millpond.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         con.execute("CREATE SCHEMA gold")
         con.execute("CREATE TABLE gold.agg_daily_revenue AS SELECT DATE '2026-03-01' AS order_date, 7 AS orders")
-    serving_uri = _uri(postgres, postgres.superuser, "serving")
+    serving_uri = postgres.database_uri("serving")
     PostgresServingTarget(serving_uri, reader_role="cube_reader").publish(warehouse, ["gold.agg_daily_revenue"], "r1")
 
-    with psycopg.connect(_uri(postgres, "cube_reader", "serving"), autocommit=True) as conn:
+    with psycopg.connect(postgres.database_uri("serving", "cube_reader"), autocommit=True) as conn:
         assert conn.execute("SELECT orders FROM gold.agg_daily_revenue").fetchone() == (7,)
         for statement in ("CREATE TABLE public.t (x int)", "CREATE SCHEMA mine", "TRUNCATE gold.agg_daily_revenue"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

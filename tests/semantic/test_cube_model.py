@@ -55,11 +55,10 @@ def cube(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster) ->
     warehouse.parent.mkdir()
     tables = build_gold(warehouse, orders=700, customers=80, days=7)
     database = f"cube_{uuid.uuid4().hex[:8]}"
+    serving_uri = postgres.create_database(database)
     with psycopg.connect(postgres.uri, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
         if conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [READER]).fetchone() == (0,):
             conn.execute(f"CREATE ROLE {READER} LOGIN")
-    serving_uri = postgres.uri.rsplit("/", 1)[0] + f"/{database}"
     PostgresServingTarget(serving_uri, reader_role=READER).publish(warehouse, sorted(tables), "cube-test")
     secret = secrets.token_urlsafe(32)
     server = CubeServer(root, free_port(), CubeDatabase("127.0.0.1", postgres.port, database, READER), secret)

@@ -43,17 +43,17 @@ def _warehouse(path: Path, revenue: str) -> Path:
 def database(postgres: PostgresCluster) -> Iterator[str]:
     """A fresh database (and the reader role) per test; the URI of the publishing superuser."""
     name = f"serving_{uuid.uuid4().hex[:8]}"
+    uri = postgres.create_database(name)
     with psycopg.connect(postgres.uri, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
         if conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [READER]).fetchone() == (0,):
             conn.execute(f"CREATE ROLE {READER} LOGIN")
-    yield postgres.uri.rsplit("/", 1)[0] + f"/{name}"
+    yield uri
     with psycopg.connect(postgres.uri, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _reader_uri(uri: str) -> str:
-    return uri.replace("postgresql://postgres@", f"postgresql://{READER}@")
+    return psycopg.conninfo.make_conninfo(uri, user=READER)
 
 
 def test_publish_copies_types_values_and_the_manifest(tmp_path: Path, database: str) -> None:

@@ -39,8 +39,7 @@ def test_init_sh_bootstraps_superset_into_postgres_idempotently(tmp_path: Path, 
     if not (VENV_BIN / "superset").exists():
         pytest.fail("Superset venv missing: run `make setup-superset`")
     database = f"superset_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.uri, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
+    metadata = postgres.create_database(database)
     pythonpath = _image_layout(tmp_path)
     home = tmp_path / "home"
     serving = tmp_path / "data" / "serving" / "serving.duckdb"
@@ -71,7 +70,6 @@ def test_init_sh_bootstraps_superset_into_postgres_idempotently(tmp_path: Path, 
         assert result.returncode == 0, f"attempt {attempt}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         assert '"event":"done"' in result.stdout
 
-    metadata = postgres.uri.rsplit("/", 1)[0] + f"/{database}"
     with psycopg.connect(metadata) as conn:
         users = conn.execute("SELECT username FROM ab_user").fetchall()
         dashboards = conn.execute("SELECT slug, published FROM dashboards").fetchall()
