@@ -23,7 +23,6 @@ from millpond.generator import GeneratorConfig, generate
 from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, free_port
 from millpond.settings import KafkaTopics, Settings
 
-STREAMS = ("clickstream", "payments", "shipments")
 END_DATE = date(2026, 3, 3)
 # the volume at --scale 1; every count scales linearly, the number of days stays fixed
 BASE = GeneratorConfig(customers=100, products=20, orders_per_day=50, sessions_per_day=30, days=7)
@@ -91,7 +90,7 @@ class Dataset:
     customers: int = 0
 
     def topics(self) -> dict[str, str]:
-        return {s: f"{self.tag}.{s}" for s in STREAMS}
+        return KafkaTopics.prefixed(self.tag).as_dict()
 
     def settings(self, data_dir: Path) -> Settings:
         """Settings of a fresh pipeline on this dataset."""
@@ -100,7 +99,7 @@ class Dataset:
             mongo_uri=self.svc.mongo.uri,
             mongo_db=self.tag,
             kafka_bootstrap=self.svc.kafka.uri,
-            topics=KafkaTopics(**self.topics()),
+            topics=KafkaTopics.prefixed(self.tag),
             io_timeout_s=30,
         )
 

@@ -27,6 +27,11 @@ class KafkaTopics(BaseSettings):
     payments: str = "shop.payments"
     shipments: str = "shop.shipments"
 
+    @classmethod
+    def prefixed(cls, prefix: str) -> KafkaTopics:
+        """Topics of their own for an isolated pipeline (tests, benchmarks): ``<prefix>.<stream>``."""
+        return cls(**{stream: f"{prefix}.{stream}" for stream in cls.model_fields})
+
     def as_dict(self) -> dict[str, str]:
         """Stream name -> topic name."""
         return {

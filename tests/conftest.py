@@ -64,9 +64,13 @@ def postgres(services_dir: Path) -> Iterator[PostgresCluster]:
 def isolated_settings(data_dir: Path, mongo: MongoReplicaSet, kafka: KafkaBroker, name: str = "t") -> Settings:
     """Settings for an isolated pipeline: own data dir, Mongo database and Kafka topics."""
     tag = f"{name}_{uuid.uuid4().hex[:10]}"
-    topics = KafkaTopics(**{stream: f"{tag}.{stream}" for stream in KafkaTopics.model_fields})
     return Settings(
-        data_dir=data_dir, mongo_uri=mongo.uri, mongo_db=tag, kafka_bootstrap=kafka.uri, topics=topics, io_timeout_s=20
+        data_dir=data_dir,
+        mongo_uri=mongo.uri,
+        mongo_db=tag,
+        kafka_bootstrap=kafka.uri,
+        topics=KafkaTopics.prefixed(tag),
+        io_timeout_s=20,
     )
 
 
