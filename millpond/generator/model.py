@@ -78,8 +78,9 @@ def day_start(day: date) -> datetime:
 class ShopModel:
     """Builds a shop step by step; ``rng`` is seeded per step so increments stay deterministic."""
 
-    def __init__(self, config: GeneratorConfig, step_seed: int) -> None:
+    def __init__(self, config: GeneratorConfig, step_seed: int, clock: datetime | None = None) -> None:
         self.config = config
+        self.clock = clock  # no moment after it (today is only generated up to now)
         self.rng = random.Random(step_seed)
         self.fake = Faker(["en_GB", "nl_NL", "de_DE"])
         self.fake.seed_instance(step_seed)
@@ -88,11 +89,11 @@ class ShopModel:
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _moment(self, day: date, until: datetime | None = None) -> datetime:
-        """A random second of ``day``, never after ``until`` (today is only generated up to now)."""
+    def moment(self, day: date) -> datetime:
+        """A random second of ``day``, never after the model's ``clock``."""
         span_ms = 86_400_000
-        if until is not None:
-            span_ms = max(1, min(span_ms, int((until - day_start(day)).total_seconds() * 1000)))
+        if self.clock is not None:
+            span_ms = max(1, min(span_ms, int((self.clock - day_start(day)).total_seconds() * 1000)))
         seconds = self.rng.randrange(span_ms) / 1000
         return (day_start(day) + timedelta(seconds=seconds)).replace(microsecond=0)
 

@@ -70,9 +70,9 @@ def generate(
         return GenerationResult(as_of=prev_as_of)
     first_day = end_date - timedelta(days=config.days - 1) if prev_as_of is None else prev_as_of + timedelta(days=1)
     new_days = [first_day + timedelta(days=i) for i in range((end_date - first_day).days + 1)]
-    model = ShopModel(config, step_seed=config.seed * 1_000_003 + end_date.toordinal())
     # the shop's clock: the end of end_date, or now when that is today (no record from the future)
     as_of = min(day_start(end_date + timedelta(days=1)) - timedelta(milliseconds=1), datetime.now(UTC))
+    model = ShopModel(config, step_seed=config.seed * 1_000_003 + end_date.toordinal(), clock=as_of)
 
     customers, products, orders = _load(db) if state else ([], [], [])
     counters = dict(state["counters"]) if state else {"customer": 0, "product": 0, "order": 0}
@@ -93,14 +93,14 @@ def generate(
     else:
         for _ in range(max(1, config.customers // 20) * len(new_days)):
             counters["customer"] += 1
-            batch_customers.append(model.customer(counters["customer"], model._moment(new_days[0], as_of)))
+            batch_customers.append(model.customer(counters["customer"], model.moment(new_days[0])))
         for cust in model.rng.sample(customers, k=min(len(customers), max(1, len(customers) // 50))):
             moved = {**cust, "address": {**cust["address"], "city": model.fake.city()}}
-            moved["updated_at"] = model._moment(new_days[-1], as_of)
+            moved["updated_at"] = model.moment(new_days[-1])
             batch_customers.append(moved)
         for prod in model.rng.sample(products, k=min(len(products), max(1, len(products) // 10))):
             repriced = {**prod, "price": (prod["price"] * 105 / 100).quantize(prod["price"])}
-            repriced["updated_at"] = model._moment(new_days[-1], as_of)
+            repriced["updated_at"] = model.moment(new_days[-1])
             batch_products.append(repriced)
 
     all_customers = _merge(customers, batch_customers)
@@ -109,7 +109,7 @@ def generate(
     for day in new_days:
         for _ in range(max(0, int(config.orders_per_day * model.rng.uniform(0.8, 1.2)))):
             counters["order"] += 1
-            created = model._moment(day, as_of)
+            created = model.moment(day)
             eligible = [c for c in all_customers if c["created_at"] <= created] or all_customers
             cust = model.rng.choice(eligible)
             order = model.order(counters["order"], created, cust["_id"], all_products)
@@ -117,7 +117,7 @@ def generate(
             messages += model.clickstream(order["_session_id"], created, cust["_id"], items, order["_id"])
             new_orders.append(order)
         for _ in range(config.sessions_per_day):
-            start = model._moment(day, as_of)
+            start = model.moment(day)
             if state is not None and model.rng.random() < config.late_rate:
                 start -= timedelta(days=model.rng.randint(1, 3))  # late arrival for a closed day
             cust_id = model.rng.choice(all_customers)["_id"] if model.rng.random() < 0.5 else None
