@@ -48,9 +48,7 @@ class CubeServer(LocalService):
         return f"http://127.0.0.1:{self.port}"
 
     def _launch(self) -> None:
-        node = shutil.which("node")
-        if node is None:
-            require_binary(Path("/usr/bin/node"), "node", "install Node.js 20")
+        node = require_binary(Path(shutil.which("node") or "/usr/bin/node"), "node", "install Node.js 20")
         server = require_binary(
             CUBE_TOOLS / "node_modules" / "@cubejs-backend" / "server" / "bin" / "server",
             "cubejs-server",

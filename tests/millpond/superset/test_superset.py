@@ -9,7 +9,6 @@ and a headless-Chromium rendering of the dashboard (saved to
 from __future__ import annotations
 
 import secrets
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import duckdb
 import pytest
 import requests
 
+from millpond.services import free_port
 from millpond.superset import server
 from millpond.superset.runtime import REPO_ROOT
 
@@ -52,12 +52,6 @@ class Instance:
     timings: dict[str, float]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def superset(tmp_path_factory: pytest.TempPathFactory, gold_serving: Any) -> Iterator[Instance]:
     if not (REPO_ROOT / ".venv-superset" / "bin" / "superset").exists():
@@ -76,7 +70,7 @@ def superset(tmp_path_factory: pytest.TempPathFactory, gold_serving: Any) -> Ite
     server.bootstrap(data_dir, serving, env)
     timings["bootstrap_fresh_s"] = time.monotonic() - started
     started = time.monotonic()
-    url = server.start(data_dir, _free_port(), env)
+    url = server.start(data_dir, free_port(), env)
     timings["start_s"] = time.monotonic() - started
     try:
         yield Instance(url, data_dir, serving, env, total, timings)
