@@ -8,7 +8,10 @@ UV_VERSION ?= 0.13.9
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv lives in a project-local tools venv, so its path never depends on where an
+# installer puts scripts (pyenv shims, ~/.local/bin, /usr/local/bin) or on PATH.
+TOOLS_VENV := .venv-tools
+UV := $(TOOLS_VENV)/bin/uv
 export RUNTIME__DLTHUB_TELEMETRY := false
 export SODA_CORE_TELEMETRY_ENABLED := false
 export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := true
@@ -18,7 +21,9 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(UV):
-	$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(PYTHON) -m venv --clear $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(UV) --version
 
 # $(call npm_ci,DIR,TARGET): install DIR/node_modules exactly from DIR/package-lock.json, no
 # install scripts; skipped while the installed tree was made from the same lock file.
@@ -40,9 +45,13 @@ PYTEST_ARGS ?=
 .PHONY: setup
 setup: setup-python setup-postgres setup-superset setup-browser setup-infra setup-cube ## everything, pinned (idempotent)
 
+.PHONY: tools
+tools: $(UV) ## the bootstrap tools venv (.venv-tools: uv), whatever PATH and HOME hold
+
+UV_SYNC_FLAGS ?=
 .PHONY: setup-python
-setup-python: $(UV) ## the pipeline's virtual environment from uv.lock
-	$(UV) sync --frozen --quiet
+setup-python: $(UV) ## the pipeline's virtual environment from uv.lock (groups dev + services)
+	$(UV) sync --frozen --quiet $(UV_SYNC_FLAGS)
 
 .PHONY: setup-postgres
 setup-postgres: ## PostgreSQL 15 server binaries (Debian) for the tests' private clusters
@@ -84,7 +93,9 @@ lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
 	$(BIN)/ruff check millpond ingest tests macros bench
 	$(BIN)/ruff format --check millpond ingest tests macros bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint models audits
+	$(BIN)/sqlmesh lint
 	$(BIN)/yamllint -c .yamllint.yml .
 	$(BIN)/shellcheck .ci/run scripts/*.sh docker/*/*.sh
 

@@ -20,7 +20,8 @@ import pymongo
 from pymongo.database import Database
 
 from millpond.generator import GeneratorConfig, generate
-from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, free_port
+from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster
+from tests.support.ports import free_port
 from millpond.settings import KafkaTopics, Settings
 
 END_DATE = date(2026, 3, 3)

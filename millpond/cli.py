@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from millpond import logs
+from millpond import faults, logs
 from millpond import settings as settings_mod
 from millpond.errors import MillpondError
 
@@ -30,6 +30,7 @@ def cli(ctx: click.Context) -> None:
     """Millpond: MongoDB + Kafka → dlt → DuckDB → SQLMesh → Soda → serving."""
     cfg = settings_mod.load()
     logs.configure(cfg.log_format, cfg.log_level)
+    faults.arm(cfg.crash_after)
     ctx.obj = cfg
 
 

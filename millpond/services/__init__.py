@@ -1,6 +1,6 @@
 """Genuine local services for the demo and the tests: mongod, a Kafka-protocol broker, PostgreSQL, Cube."""
 
-from millpond.services.base import LocalService, free_port, port_in_use
+from millpond.services.base import LocalService, port_in_use
 from millpond.services.cube import CubeDatabase, CubeServer
 from millpond.services.kafka import KafkaBroker
 from millpond.services.mongo import MongoReplicaSet
@@ -13,6 +13,5 @@ __all__ = [
     "LocalService",
     "MongoReplicaSet",
     "PostgresCluster",
-    "free_port",
     "port_in_use",
 ]

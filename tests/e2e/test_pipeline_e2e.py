@@ -25,7 +25,7 @@ from millpond.settings import Settings
 from millpond.stages.check import run_checks
 from millpond.stages.publish import run_publish
 from millpond.stages.run import run_all
-from tests.conftest import isolated_settings, pipeline_env
+from tests.support.pipelines import isolated_settings, pipeline_env
 
 pytestmark = pytest.mark.slow
 CONFIG = GeneratorConfig(customers=60, products=15, orders_per_day=25, sessions_per_day=10, days=5, late_rate=0.3)

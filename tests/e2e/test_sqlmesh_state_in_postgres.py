@@ -20,7 +20,7 @@ import pytest
 
 from millpond.generator import GeneratorConfig, generate
 from millpond.services import PostgresCluster
-from tests.conftest import pipeline_env
+from tests.support.pipelines import pipeline_env
 
 pytestmark = pytest.mark.slow
 SMALL = GeneratorConfig(customers=20, products=6, orders_per_day=8, sessions_per_day=3, days=2)

@@ -16,9 +16,9 @@ from ingest.pipeline import FOLLOW_HEARTBEAT, raw_row_counts, run_ingest
 from millpond.errors import StageFailed
 from millpond.generator import GeneratorConfig, generate
 from millpond.health import Heartbeat
-from millpond.services import free_port
+from tests.support.ports import free_port
 from millpond.settings import Settings
-from tests.conftest import pipeline_env
+from tests.support.pipelines import pipeline_env
 
 HOLD_LOCK = """
 import sys, time
@@ -192,7 +192,7 @@ def test_follow_gives_up_after_consecutive_failures(make_settings):
 def test_offsets_beyond_a_recreated_topic_fail_loudly(tmp_path, mongo):
     """A broker that lost its log (Tansu keeps it in memory) must not make ingest re-use offsets."""
     from millpond.services import KafkaBroker
-    from tests.conftest import isolated_settings
+    from tests.support.pipelines import isolated_settings
 
     broker = KafkaBroker(tmp_path / "broker", free_port())
     broker.start()

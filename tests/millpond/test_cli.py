@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from millpond.cli import cli
-from millpond.services import free_port
-from tests.conftest import pipeline_env
+from tests.support.ports import free_port
+from tests.support.pipelines import pipeline_env
 
 
 def invoke(env: dict[str, str], *args: str):

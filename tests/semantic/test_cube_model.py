@@ -23,7 +23,8 @@ import pytest
 import requests
 
 from bench.publish import build_gold
-from millpond.services import CubeDatabase, CubeServer, PostgresCluster, free_port
+from millpond.services import CubeDatabase, CubeServer, PostgresCluster
+from tests.support.ports import free_port
 from millpond.serving import PostgresServingTarget
 
 READER = "cube_reader_test"

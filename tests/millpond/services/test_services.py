@@ -5,7 +5,8 @@ import psycopg
 import pytest
 
 from millpond.errors import ServiceError
-from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, free_port, port_in_use
+from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, port_in_use
+from tests.support.ports import free_port
 
 
 def test_mongo_is_a_writable_replica_set_primary(mongo: MongoReplicaSet):

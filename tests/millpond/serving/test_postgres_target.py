@@ -164,7 +164,7 @@ def test_a_publish_killed_mid_transaction_leaves_the_last_good_one(tmp_path: Pat
 
 
 def test_unreachable_database_is_a_clear_stage_failure(tmp_path: Path) -> None:
-    from millpond.services import free_port
+    from tests.support.ports import free_port
 
     wh = _warehouse(tmp_path / "millpond.duckdb", "10")
     target = PostgresServingTarget(f"postgresql://u:secret@127.0.0.1:{free_port()}/serving", timeout_s=2)

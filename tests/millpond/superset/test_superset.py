@@ -20,7 +20,7 @@ import duckdb
 import pytest
 import requests
 
-from millpond.services import free_port
+from tests.support.ports import free_port
 from millpond.superset import server
 from millpond.superset.runtime import REPO_ROOT
 
