@@ -18,7 +18,7 @@ from pymongo import MongoClient
 
 from ingest.dead_letter import dead_letter
 from ingest.mongodb.contracts import COLLECTIONS, validate
-from millpond.bson_values import from_bson
+from ingest.mongodb.helpers import from_bson
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from typing import Any
 from pymongo.database import Database
 
 from millpond import logs
-from millpond.bson_values import from_bson
+from ingest.mongodb.helpers import from_bson
 from millpond.generator import writers
 from millpond.generator.model import GeneratorConfig, Message, ShopModel, day_start
 

@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import ReplaceOne
 from pymongo.database import Database
 
-from millpond.bson_values import to_bson
+from ingest.mongodb.helpers import to_bson
 from millpond.errors import MillpondError
 from millpond.generator.model import Message
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 from bson import ObjectId
 from bson.decimal128 import Decimal128
 
-from millpond.bson_values import from_bson, to_bson
+from ingest.mongodb.helpers import from_bson, to_bson
 
 
 def test_from_bson_converts_bson_types_recursively():

@@ -1,4 +1,4 @@
-"""BSON-specific values to plain Python and back, shared by the generator and the MongoDB source."""
+"""Helpers of the MongoDB source: BSON-specific values to plain Python and back (the generator writes with them too)."""
 
 from __future__ import annotations
 
