@@ -7,7 +7,7 @@ is already done for the same inputs:
 2. the admin user (``fab create-admin``, or ``fab reset-password`` when the
    password changed) — keyed on a hash of user, password and secret key;
 3. the dashboard bundle import (assets importer, overwrites) — keyed on Superset
-   version + bundle ZIP hash (which includes the serving file path).
+   version + bundle ZIP hash (which includes the serving connection URI).
 
 Pending steps run in one Superset process (``semantic/superset/millpond_admin.py``):
 creating the Superset app is the slow part, so it is paid once. Passwords travel
@@ -17,70 +17,55 @@ through environment variables, never on a command line.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
+from millpond import logs
+from millpond.settings import Settings
 from millpond.superset import bundle
 from millpond.superset.runtime import (
     ADMIN_PASSWORD_ENV,
-    ADMIN_USER_ENV,
-    SECRET_ENV,
     Layout,
+    Secrets,
     child_env,
     fingerprint,
-    require,
     run_step,
 )
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 STEP_TIMEOUT_S = 300.0
 
 
-def bootstrap(data_dir: Path, serving_path: Path, env: Mapping[str, str]) -> None:
+def bootstrap(settings: Settings) -> None:
     """Migrate the metadata DB, ensure the admin user and import the dashboard bundle."""
-    secret = require(env, SECRET_ENV, min_len=16)
-    user = env.get(ADMIN_USER_ENV) or "admin"
-    password = require(env, ADMIN_PASSWORD_ENV)
-    layout = Layout.for_data_dir(data_dir, env)
+    secrets = Secrets.of(settings)
+    user = settings.superset_admin_user
+    layout = Layout.for_settings(settings)
     layout.require_venv()
-    serving_path = Path(serving_path).expanduser().resolve()
-    if not serving_path.is_file():
-        log.warning(
-            "serving database does not exist yet; dashboards will error until it is published",
-            extra={"serving_path": str(serving_path)},
-        )
+    if not settings.serving.is_file():
+        log.warning("superset.serving_missing", serving_path=str(settings.serving), hint="run `millpond publish`")
     version = layout.superset_version()
     stamps = _Stamps(layout)
-    zip_bytes = bundle.build_zip(layout.bundle_dir, serving_path)
+    zip_bytes = bundle.build_zip(layout.bundle_dir, settings.serving)
     wanted = {
         "schema": fingerprint("schema", version),
-        "admin": fingerprint("admin", user, password, secret),
+        "admin": fingerprint("admin", user, secrets.admin_password, secrets.secret_key),
         "bundle": fingerprint("bundle", version, user, zip_bytes.hex()),
     }
     todo = [name for name, key in wanted.items() if not stamps.matches(name, key)]
     if not todo:
-        log.info("superset already bootstrapped", extra={"home": str(layout.home)})
+        log.info("superset.bootstrap.up_to_date", home=str(layout.home))
         return
+    env = child_env(layout, settings, secrets.secret_key) | {ADMIN_PASSWORD_ENV: secrets.admin_password}
     with tempfile.TemporaryDirectory(prefix="millpond-superset-") as tmp:
         zip_path = Path(tmp) / "bundle.zip"
         zip_path.write_bytes(zip_bytes)
         argv = [str(layout.python), str(layout.admin_script), *plan_args(todo, user, zip_path)]
-        run_step(
-            "bootstrap " + "+".join(todo),
-            argv,
-            layout=layout,
-            env=child_env(layout, data_dir, env),
-            timeout=STEP_TIMEOUT_S,
-        )
+        run_step("bootstrap " + "+".join(todo), argv, layout=layout, env=env, timeout=STEP_TIMEOUT_S)
     for name in todo:
         stamps.write(name, wanted[name])
-    log.info(
-        "superset bootstrapped",
-        extra={"superset_version": version, "steps": todo, "home": str(layout.home)},
-    )
+    log.info("superset.bootstrap.done", superset_version=version, steps=todo, home=str(layout.home))
 
 
 def plan_args(todo: list[str], user: str, zip_path: Path) -> list[str]:

@@ -2,18 +2,19 @@
 
 The bundle is Superset's unzipped export format (``metadata.yaml``, ``databases/``,
 ``datasets/``, ``charts/``, ``dashboards/``). Only one thing in it is machine
-specific, the serving database URI, so the committed YAML carries a placeholder::
+specific, the serving database's path, so the committed YAML carries a placeholder
+followed by :data:`SERVING_OPTIONS` (:data:`URI_TEMPLATE`)::
 
-    sqlalchemy_uri: duckdb:///${MILLPOND_SERVING_PATH}?access_mode=read_only
+    sqlalchemy_uri: duckdb:///${MILLPOND_SERVING_PATH}?access_mode=read_only&enable_external_access=...
 
-:func:`build_zip` turns the tree into an importable ZIP with the real absolute path,
-and :func:`absorb_export` does the reverse for a ZIP exported from the Superset UI,
-so analysts can commit what they built.
+:func:`build_zip` turns the tree into an importable ZIP with the real absolute path (and
+always this module's connection options, whatever the YAML says), and :func:`absorb_export`
+does the reverse for a ZIP exported from the Superset UI, so analysts can commit what they
+built.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -24,7 +25,12 @@ from pathlib import Path, PurePosixPath
 from millpond.superset.errors import SupersetError
 
 PLACEHOLDER = "${MILLPOND_SERVING_PATH}"
-URI_TEMPLATE = f"duckdb:///{PLACEHOLDER}?access_mode=read_only"
+# DuckDB configuration of the serving connection (duckdb_engine passes URL query parameters
+# to ``duckdb.connect(config=...)``): the file opens read-only; no query reads, lists or writes
+# another path, attaches another database or loads an extension from disk; no SET or RESET
+# can change any of that.
+SERVING_OPTIONS = "access_mode=read_only&enable_external_access=false&lock_configuration=true"
+URI_TEMPLATE = f"duckdb:///{PLACEHOLDER}?{SERVING_OPTIONS}"
 ZIP_ROOT = "millpond_bundle"
 ASSET_DIRS = ("databases", "datasets", "charts", "dashboards")
 # Superset names exported files "<Title>_<id>.yaml"; the id differs per instance.
@@ -32,11 +38,9 @@ _ID_SUFFIX = re.compile(r"_\d+(?=\.ya?ml$)")
 _URI_LINE = re.compile(r"^sqlalchemy_uri:.*$", re.MULTILINE)
 _FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
-DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[2] / "semantic" / "superset" / "bundle"
-
 
 def serving_uri(serving_path: Path) -> str:
-    """The read-only DuckDB SQLAlchemy URI for an absolute serving file path."""
+    """The locked, read-only DuckDB SQLAlchemy URI for an absolute serving file path."""
     path = Path(serving_path).expanduser().resolve()
     text = path.as_posix()
     if any(ch in text for ch in "?#\n\r\"'"):
@@ -80,11 +84,6 @@ def build_zip(bundle_dir: Path, serving_path: Path) -> bytes:
     return buf.getvalue()
 
 
-def bundle_digest(bundle_dir: Path, serving_path: Path) -> str:
-    """SHA-256 of the ZIP that :func:`build_zip` would produce."""
-    return hashlib.sha256(build_zip(bundle_dir, serving_path)).hexdigest()
-
-
 def _write(archive: zipfile.ZipFile, rel: str, text: str) -> None:
     info = zipfile.ZipInfo(f"{ZIP_ROOT}/{rel}", date_time=_FIXED_ZIP_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -92,7 +91,7 @@ def _write(archive: zipfile.ZipFile, rel: str, text: str) -> None:
     archive.writestr(info, text.encode("utf-8"))
 
 
-def absorb_export(export_zip: Path, bundle_dir: Path = DEFAULT_BUNDLE_DIR) -> list[str]:
+def absorb_export(export_zip: Path, bundle_dir: Path) -> list[str]:
     """Unpack a Superset UI/API export into the bundle tree; return the paths written.
 
     The numeric id suffix is dropped from file names (ids differ per instance; the
@@ -134,14 +133,20 @@ def _remove_same_uuid(folder: Path, uuid: str | None, keep: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m millpond.superset.bundle EXPORT.zip [BUNDLE_DIR]``: absorb an export."""
+    """``python -m millpond.superset.bundle EXPORT.zip [BUNDLE_DIR]``: absorb an export.
+
+    ``BUNDLE_DIR`` defaults to the project's ``semantic/superset/bundle``.
+    """
     import sys
+
+    from millpond.settings import load
+    from millpond.superset.runtime import Layout
 
     args = sys.argv[1:] if argv is None else argv
     if not 1 <= len(args) <= 2:
         sys.stderr.write("usage: python -m millpond.superset.bundle EXPORT.zip [BUNDLE_DIR]\n")
         return 2
-    bundle_dir = Path(args[1]) if len(args) == 2 else DEFAULT_BUNDLE_DIR
+    bundle_dir = Path(args[1]) if len(args) == 2 else Layout.for_settings(load()).bundle_dir
     for rel in absorb_export(Path(args[0]), bundle_dir):
         sys.stdout.write(f"wrote {bundle_dir / rel}\n")
     return 0

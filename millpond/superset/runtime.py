@@ -7,23 +7,22 @@ environment and calls into it with :func:`run_step` (timeouts, logs, context).
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from millpond import logs
+from millpond.settings import Settings
 from millpond.superset.errors import SupersetError
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET_ENV = "MILLPOND_SUPERSET_SECRET_KEY"  # noqa: S105 - a variable name, not a secret
-ADMIN_USER_ENV = "MILLPOND_SUPERSET_ADMIN_USER"
 ADMIN_PASSWORD_ENV = "MILLPOND_SUPERSET_ADMIN_PASSWORD"  # noqa: S105 - a variable name
-VENV_ENV = "MILLPOND_SUPERSET_VENV"
-# Variables from the caller's environment that would confuse the other venv's Python.
+SECRET_MIN_LEN = 16
+# Variables of the pipeline's environment that would confuse the other venv's Python.
 _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "FLASK_APP", "SUPERSET_CONFIG_PATH")
 
 
@@ -38,16 +37,15 @@ class Layout:
     home: Path
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path, env: Mapping[str, str]) -> Layout:
-        """Standard layout: ``.venv-superset`` and ``semantic/superset`` of this repo."""
-        semantic = REPO_ROOT / "semantic" / "superset"
-        venv = Path(env.get(VENV_ENV) or REPO_ROOT / ".venv-superset")
+    def for_settings(cls, settings: Settings) -> Layout:
+        """Files under ``project_dir``, ``superset_venv`` (default ``.venv-superset``), ``<data dir>/superset``."""
+        semantic = settings.project_dir / "semantic" / "superset"
         return cls(
-            venv=venv,
+            venv=settings.superset_venv or settings.project_dir / ".venv-superset",
             config=semantic / "superset_config.py",
             admin_script=semantic / "millpond_admin.py",
             bundle_dir=semantic / "bundle",
-            home=Path(data_dir).expanduser().resolve() / "superset",
+            home=settings.data_dir / "superset",
         )
 
     @property
@@ -73,30 +71,45 @@ class Layout:
         return found[-1].name.removeprefix("apache_superset-").removesuffix(".dist-info")
 
 
-def require(env: Mapping[str, str], name: str, min_len: int = 1) -> str:
-    """Return a required environment value or fail naming the variable."""
-    value = env.get(name, "")
-    if len(value) < min_len:
-        raise SupersetError(
-            f"environment variable {name} is required" + (f" (at least {min_len} characters)" if min_len > 1 else "")
-        )
-    return value
+@dataclass(frozen=True)
+class Secrets:
+    """The two secrets every Superset step needs, checked once."""
+
+    secret_key: str
+    admin_password: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Secrets:
+        """Both secrets from the settings, or a :class:`SupersetError` naming the variables."""
+        if settings.superset_admin_password is None or settings.superset_secret_key is None:
+            raise SupersetError(
+                f"{ADMIN_PASSWORD_ENV} and {SECRET_ENV} must be set",
+                hint="export both (make demo generates them into .local/demo.env)",
+            )
+        secret_key = settings.superset_secret_key.get_secret_value()
+        if len(secret_key) < SECRET_MIN_LEN:
+            raise SupersetError(
+                f"{SECRET_ENV} must be at least {SECRET_MIN_LEN} characters",
+                hint="generate one with `openssl rand -base64 42`",
+            )
+        return cls(secret_key, settings.superset_admin_password.get_secret_value())
 
 
-def child_env(layout: Layout, data_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """Environment for Superset subprocesses: caller's env plus Superset's own settings."""
-    merged = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    merged.update({k: v for k, v in env.items() if k not in _SCRUBBED})
-    merged.update(
-        {
-            "SUPERSET_CONFIG_PATH": str(layout.config),
-            "MILLPOND_DATA_DIR": str(Path(data_dir).expanduser().resolve()),
-            "FLASK_APP": "superset",
-            "PYTHONUNBUFFERED": "1",
-            "PATH": f"{layout.venv / 'bin'}{os.pathsep}{merged.get('PATH', os.defpath)}",
-        }
-    )
-    return merged
+def child_env(layout: Layout, settings: Settings, secret_key: str) -> dict[str, str]:
+    """Environment of the Superset subprocesses.
+
+    The pipeline's own environment, without the variables that point Python at this venv, plus
+    what ``superset_config.py`` reads. Secrets travel here, never on a command line.
+    """
+    inherited = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    return inherited | {
+        "SUPERSET_CONFIG_PATH": str(layout.config),
+        "MILLPOND_DATA_DIR": str(settings.data_dir),
+        SECRET_ENV: secret_key,
+        "FLASK_APP": "superset",
+        "PYTHONUNBUFFERED": "1",
+        "PATH": f"{layout.venv / 'bin'}{os.pathsep}{inherited.get('PATH', os.defpath)}",
+    }
 
 
 def tail(text: str, lines: int = 25) -> str:
@@ -104,23 +117,14 @@ def tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def run_step(
-    step: str,
-    argv: Sequence[str],
-    *,
-    layout: Layout,
-    env: Mapping[str, str],
-    timeout: float,
-    extra_env: Mapping[str, str] | None = None,
-) -> str:
+def run_step(step: str, argv: Sequence[str], *, layout: Layout, env: Mapping[str, str], timeout: float) -> str:
     """Run one Superset command; return its output, or raise with step name and log tail."""
     layout.home.mkdir(parents=True, exist_ok=True)
-    full_env = {**env, **(extra_env or {})}
-    log.info("superset step started", extra={"step": step})
+    log.info("superset.step.started", step=step)
     try:
         proc = subprocess.run(
             list(argv),
-            env=full_env,
+            env=dict(env),
             cwd=layout.home,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -141,7 +145,7 @@ def run_step(
             f"superset step {step!r} failed with exit code {proc.returncode}; "
             f"last output (full log {layout.log_file}):\n{tail(output)}"
         )
-    log.info("superset step finished", extra={"step": step})
+    log.info("superset.step.finished", step=step)
     return output
 
 

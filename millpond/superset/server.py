@@ -2,36 +2,35 @@
 
 Interface used by the CLI::
 
-    bootstrap(data_dir, serving_path, env) -> None
-    start(data_dir, port, env) -> str        # URL, once /health answers
-    stop(data_dir) -> bool                   # True if a server was stopped
-    status(data_dir) -> bool                 # True if our server process is alive
+    serve(settings) -> str     # bootstrap, then start; the URL once /health answers
+    stop(settings) -> bool     # True if a server was stopped
 
-The server is gunicorn (one worker, threads) bound to 127.0.0.1: a
-:class:`~millpond.services.base.LocalService` like the other local servers, with
-``server.pid`` / ``server.json`` / ``server.log`` under ``<data dir>/superset/``.
+and, for finer control, ``bootstrap(settings)``, ``start(settings) -> str`` and
+``status(settings) -> bool``.
+
+The server is gunicorn (``superset_workers`` workers of ``superset_threads`` threads) bound
+to 127.0.0.1: a :class:`~millpond.services.base.LocalService` like the other local servers,
+with ``server.pid`` / ``server.json`` / ``server.log`` under ``<data dir>/superset/``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from pathlib import Path
 
+from millpond import logs
 from millpond.services.base import LocalService
+from millpond.settings import Settings
 from millpond.superset.bootstrap import bootstrap
-from millpond.superset.runtime import SECRET_ENV, Layout, child_env, require
+from millpond.superset.runtime import Layout, Secrets, child_env
 
-__all__ = ["bootstrap", "start", "status", "stop"]
+__all__ = ["bootstrap", "serve", "start", "status", "stop"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 HOST = "127.0.0.1"
-START_TIMEOUT_S = float(os.environ.get("MILLPOND_SUPERSET_START_TIMEOUT", "120"))
 
 
 class SupersetServer(LocalService):
@@ -39,12 +38,11 @@ class SupersetServer(LocalService):
 
     name = "superset"
     process_marker = "gunicorn"
-    start_timeout_s = START_TIMEOUT_S
 
-    def __init__(self, data_dir: Path, port: int = 0, env: Mapping[str, str] | None = None) -> None:
-        super().__init__(Path(data_dir).expanduser(), port)
-        self.data_dir = Path(data_dir).expanduser().resolve()
-        self.env = dict(env or {})
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.data_dir, settings.superset_port)
+        self.settings = settings
+        self.start_timeout_s = settings.superset_start_timeout_s
 
     @property
     def pid_file(self) -> Path:
@@ -62,23 +60,28 @@ class SupersetServer(LocalService):
     def uri(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    def running_url(self) -> str:
+        """The URL the running server was started with (whatever port that was)."""
+        return str(json.loads(self.state_file.read_text(encoding="utf-8"))["url"])
+
     def _launch(self) -> None:
-        layout = Layout.for_data_dir(self.data_dir, self.env)
+        layout = Layout.for_settings(self.settings)
         argv = [
             str(layout.venv / "bin" / "gunicorn"),
             "--bind", f"{HOST}:{self.port}",
-            "--workers", self.env.get("MILLPOND_SUPERSET_WORKERS", "1"),
+            "--workers", str(self.settings.superset_workers),
             "--worker-class", "gthread",
-            "--threads", self.env.get("MILLPOND_SUPERSET_THREADS", "8"),
+            "--threads", str(self.settings.superset_threads),
             "--timeout", "120",
             "--graceful-timeout", "10",
             "--limit-request-line", "0",
             "--limit-request-field_size", "0",
             "superset.app:create_app()",
         ]  # fmt: skip
-        self._spawn(argv, child_env(layout, self.data_dir, self.env), cwd=layout.home, full_env=True)
+        env = child_env(layout, self.settings, Secrets.of(self.settings).secret_key)
+        self._spawn(argv, env, cwd=layout.home, full_env=True)
         self.state_file.write_text(json.dumps({"pid": self.pid(), "port": self.port, "url": self.uri}))
-        log.info("superset starting", extra={"pid": self.pid(), "url": self.uri, "log": str(self.log_file)})
+        log.info("superset.starting", pid=self.pid(), url=self.uri, log=str(self.log_file))
 
     def healthy(self) -> bool:
         try:
@@ -92,28 +95,34 @@ class SupersetServer(LocalService):
         self.state_file.unlink(missing_ok=True)
 
 
-def status(data_dir: Path) -> bool:
-    """True if the Superset server started by :func:`start` is running."""
-    return SupersetServer(data_dir).is_running()
+def serve(settings: Settings) -> str:
+    """Bring Superset to the repository's state (idempotent) and start it; return its URL."""
+    bootstrap(settings)
+    return start(settings)
 
 
-def start(data_dir: Path, port: int, env: Mapping[str, str]) -> str:
+def start(settings: Settings) -> str:
     """Start gunicorn in the background and wait for ``/health``; return the base URL.
 
     Idempotent: if our server already runs (on whatever port), its URL is returned.
     """
-    server = SupersetServer(data_dir, port, env)
+    server = SupersetServer(settings)
     if server.is_running():
-        url = str(json.loads(server.state_file.read_text(encoding="utf-8"))["url"])
-        log.info("superset already running", extra={"url": url})
+        url = server.running_url()
+        log.info("superset.already_running", url=url)
         return url
-    require(env, SECRET_ENV, min_len=16)
-    Layout.for_data_dir(data_dir, env).require_venv()
+    Secrets.of(settings)
+    Layout.for_settings(settings).require_venv()
     server.start()
-    log.info("superset ready", extra={"url": server.uri})
+    log.info("superset.ready", url=server.uri)
     return server.uri
 
 
-def stop(data_dir: Path) -> bool:
+def status(settings: Settings) -> bool:
+    """True if the Superset server started by :func:`start` is running."""
+    return SupersetServer(settings).is_running()
+
+
+def stop(settings: Settings) -> bool:
     """Stop the server (SIGTERM to its process group, SIGKILL after a grace period)."""
-    return SupersetServer(data_dir).stop()
+    return SupersetServer(settings).stop()

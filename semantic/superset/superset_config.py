@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 _SECRET_ENV = "MILLPOND_SUPERSET_SECRET_KEY"  # noqa: S105 - a variable name, not a secret
 
@@ -83,5 +84,23 @@ FEATURE_FLAGS: dict[str, bool] = {
 
 # Analysts query the read-only serving file; keep SQL Lab away from DML.
 SQLLAB_CTAS_NO_LIMIT = False
+
+# Every DuckDB connection must open its file read-only, with external access off and the
+# configuration locked (the bundle's `serving` URI does). Superset calls this before it creates
+# any engine, for charts, SQL Lab and "test connection" alike, so a DuckDB connection added in
+# the UI without these options cannot run a query that reads other files.
+_DUCKDB_REQUIRED = {"access_mode": "read_only", "enable_external_access": "false", "lock_configuration": "true"}
+
+
+def DB_SQLA_URI_VALIDATOR(sqlalchemy_uri: Any) -> None:
+    """Refuse a DuckDB SQLAlchemy URL that lacks the read-only, no-external-access options."""
+    if sqlalchemy_uri.get_backend_name() != "duckdb":
+        return
+    wrong = sorted(k for k, v in _DUCKDB_REQUIRED.items() if str(sqlalchemy_uri.query.get(k, "")).lower() != v)
+    if wrong:
+        wanted = "&".join(f"{k}={v}" for k, v in _DUCKDB_REQUIRED.items())
+        raise ValueError(f"DuckDB connections must set {wanted} (missing or different: {', '.join(wrong)})")
+
+
 ROW_LIMIT = 50_000
 SUPERSET_WEBSERVER_TIMEOUT = 60

@@ -1,4 +1,5 @@
-"""Fixtures for the Superset tests: a small but plausible serving DuckDB file.
+"""Fixtures for the Superset tests: a small but plausible serving DuckDB file, and one real
+Superset serving it for the whole session (``superset``, ``api``).
 
 The schema follows the gold-table contract exactly; the numbers are derived from
 a handful of generated orders and events so the aggregates are consistent with
@@ -7,12 +8,22 @@ each other (revenue excludes cancelled orders, orders counts every status).
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
+import requests
+
+from millpond.settings import Settings
+from millpond.superset import server
+from tests.support.ports import free_port
+from tests.support.superset import PROJECT_DIR, Instance, api_session
 
 FIRST_DAY = date(2025, 3, 1)
 DAYS = 7
@@ -118,3 +129,36 @@ class GoldServing:
 def gold_serving() -> type[GoldServing]:
     """Build/read serving files with the gold-table contract (``.build(path)``)."""
     return GoldServing
+
+
+@pytest.fixture(scope="session")
+def superset(tmp_path_factory: pytest.TempPathFactory, gold_serving: Any) -> Iterator[Instance]:
+    """One real Superset for the session: bootstrapped in a temporary data dir, on a free port."""
+    if not (PROJECT_DIR / ".venv-superset" / "bin" / "superset").exists():
+        pytest.fail("Superset venv missing: run `make setup-superset`")
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("superset") / "data",
+        superset_port=free_port(),
+        superset_admin_user="analyst",
+        superset_admin_password=secrets.token_urlsafe(16),
+        superset_secret_key=secrets.token_urlsafe(32),
+    )
+    total = gold_serving.build(settings.serving)
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    server.bootstrap(settings)
+    timings["bootstrap_fresh_s"] = time.monotonic() - started
+    started = time.monotonic()
+    url = server.start(settings)
+    timings["start_s"] = time.monotonic() - started
+    try:
+        yield Instance(url, settings, total, timings)
+    finally:
+        server.stop(settings)
+        print(f"\nsuperset timings: { {k: round(v, 1) for k, v in timings.items()} }")
+
+
+@pytest.fixture(scope="session")
+def api(superset: Instance) -> requests.Session:
+    """The admin's API session (bearer token, session cookie and CSRF token)."""
+    return api_session(superset)

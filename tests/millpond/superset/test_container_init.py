@@ -20,18 +20,19 @@ import psycopg
 import pytest
 
 from millpond.services import PostgresCluster
-from millpond.superset.runtime import REPO_ROOT
+from millpond.superset.bundle import SERVING_OPTIONS
+from tests.support.superset import PROJECT_DIR
 
 pytestmark = pytest.mark.superset
-VENV_BIN = REPO_ROOT / ".venv-superset" / "bin"
+VENV_BIN = PROJECT_DIR / ".venv-superset" / "bin"
 
 
 def _image_layout(root: Path) -> Path:
     """/app/pythonpath of the image: the two config modules under the names the image gives them."""
     pythonpath = root / "pythonpath"
     pythonpath.mkdir()
-    shutil.copy(REPO_ROOT / "semantic" / "superset" / "superset_config.py", pythonpath / "millpond_superset_base.py")
-    shutil.copy(REPO_ROOT / "docker" / "superset" / "superset_config.py", pythonpath / "superset_config.py")
+    shutil.copy(PROJECT_DIR / "semantic" / "superset" / "superset_config.py", pythonpath / "millpond_superset_base.py")
+    shutil.copy(PROJECT_DIR / "docker" / "superset" / "superset_config.py", pythonpath / "superset_config.py")
     return pythonpath
 
 
@@ -54,12 +55,12 @@ def test_init_sh_bootstraps_superset_into_postgres_idempotently(tmp_path: Path, 
         "MILLPOND_SUPERSET_ADMIN_PASSWORD": secrets.token_urlsafe(16),
         "MILLPOND_SUPERSET_METADATA_URI": f"postgresql+psycopg2://{postgres.superuser}@127.0.0.1:{postgres.port}/{database}",
         "MILLPOND_SERVING_PATH": str(serving),
-        "MILLPOND_SUPERSET_BUNDLE_DIR": str(REPO_ROOT / "semantic" / "superset" / "bundle"),
-        "MILLPOND_SUPERSET_ADMIN_SCRIPT": str(REPO_ROOT / "semantic" / "superset" / "millpond_admin.py"),
+        "MILLPOND_SUPERSET_BUNDLE_DIR": str(PROJECT_DIR / "semantic" / "superset" / "bundle"),
+        "MILLPOND_SUPERSET_ADMIN_SCRIPT": str(PROJECT_DIR / "semantic" / "superset" / "millpond_admin.py"),
     }
     for attempt in range(2):  # a restarted init container must succeed again and change nothing
         result = subprocess.run(
-            ["bash", str(REPO_ROOT / "docker" / "superset" / "init.sh")],
+            ["bash", str(PROJECT_DIR / "docker" / "superset" / "init.sh")],
             env=env,
             cwd=tmp_path,
             capture_output=True,
@@ -77,6 +78,6 @@ def test_init_sh_bootstraps_superset_into_postgres_idempotently(tmp_path: Path, 
         charts = conn.execute("SELECT count(*) FROM slices").fetchone()
     assert users == [("ops",)]
     assert dashboards == [("millpond-shop-overview", True)]
-    assert databases == [("serving", f"duckdb:///{serving}?access_mode=read_only", False)]
+    assert databases == [("serving", f"duckdb:///{serving}?{SERVING_OPTIONS}", False)]
     assert charts == (4,)
     assert not list(home.rglob("*.db"))  # nothing fell back to the SQLite default

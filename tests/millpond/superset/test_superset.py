@@ -8,10 +8,7 @@ and a headless-Chromium rendering of the dashboard (saved to
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,9 +17,9 @@ import duckdb
 import pytest
 import requests
 
-from tests.support.ports import free_port
 from millpond.superset import server
-from millpond.superset.runtime import REPO_ROOT
+from millpond.superset.bundle import SERVING_OPTIONS
+from tests.support.superset import PROJECT_DIR, Instance
 
 pytestmark = pytest.mark.superset
 
@@ -39,65 +36,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
-ARTIFACT = REPO_ROOT / "artifacts" / "superset-dashboard.png"
-
-
-@dataclass
-class Instance:
-    url: str
-    data_dir: Path
-    serving: Path
-    env: dict[str, str]
-    total_revenue: Decimal
-    timings: dict[str, float]
-
-
-@pytest.fixture(scope="session")
-def superset(tmp_path_factory: pytest.TempPathFactory, gold_serving: Any) -> Iterator[Instance]:
-    if not (REPO_ROOT / ".venv-superset" / "bin" / "superset").exists():
-        pytest.fail("Superset venv missing: run `make setup-superset`")
-    root = tmp_path_factory.mktemp("superset")
-    serving = root / "serving" / "serving.duckdb"
-    total = gold_serving.build(serving)
-    env = {
-        "MILLPOND_SUPERSET_SECRET_KEY": secrets.token_urlsafe(32),
-        "MILLPOND_SUPERSET_ADMIN_USER": "analyst",
-        "MILLPOND_SUPERSET_ADMIN_PASSWORD": secrets.token_urlsafe(16),
-    }
-    timings: dict[str, float] = {}
-    data_dir = root / "data"
-    started = time.monotonic()
-    server.bootstrap(data_dir, serving, env)
-    timings["bootstrap_fresh_s"] = time.monotonic() - started
-    started = time.monotonic()
-    url = server.start(data_dir, free_port(), env)
-    timings["start_s"] = time.monotonic() - started
-    try:
-        yield Instance(url, data_dir, serving, env, total, timings)
-    finally:
-        server.stop(data_dir)
-        print(f"\nsuperset timings: { {k: round(v, 1) for k, v in timings.items()} }")
-
-
-@pytest.fixture(scope="session")
-def api(superset: Instance) -> requests.Session:
-    session = requests.Session()
-    resp = session.post(
-        f"{superset.url}/api/v1/security/login",
-        json={
-            "username": superset.env["MILLPOND_SUPERSET_ADMIN_USER"],
-            "password": superset.env["MILLPOND_SUPERSET_ADMIN_PASSWORD"],
-            "provider": "db",
-            "refresh": False,
-        },
-        timeout=30,
-    )
-    resp.raise_for_status()
-    session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
-    csrf = session.get(f"{superset.url}/api/v1/security/csrf_token/", timeout=30)
-    csrf.raise_for_status()
-    session.headers.update({"X-CSRFToken": csrf.json()["result"], "Referer": superset.url})
-    return session
+ARTIFACT = PROJECT_DIR / "artifacts" / "superset-dashboard.png"
 
 
 def _charts(api: requests.Session, url: str) -> dict[str, dict[str, Any]]:
@@ -118,16 +57,15 @@ def test_bootstrap_is_idempotent_and_fast_when_warm(superset: Instance) -> None:
     log_file = superset.data_dir / "superset" / "bootstrap.log"
     before = log_file.read_text()
     started = time.monotonic()
-    server.bootstrap(superset.data_dir, superset.serving, superset.env)
+    server.bootstrap(superset.settings)
     superset.timings["bootstrap_warm_s"] = time.monotonic() - started
     assert superset.timings["bootstrap_warm_s"] < 5
     assert log_file.read_text() == before  # no Superset command ran
 
 
 def test_server_is_running_and_start_is_idempotent(superset: Instance) -> None:
-    assert server.status(superset.data_dir) is True
-    port = int(superset.url.rsplit(":", 1)[1])
-    assert server.start(superset.data_dir, port, superset.env) == superset.url
+    assert server.status(superset.settings) is True
+    assert server.serve(superset.settings) == superset.url
     assert requests.get(f"{superset.url}/health", timeout=10).text == "OK"
 
 
@@ -155,7 +93,7 @@ def test_serving_database_is_read_only(superset: Instance, api: requests.Session
     (database,) = [d for d in resp.json()["result"] if d["database_name"] == "serving"]
     assert database["allow_dml"] is False
     detail = api.get(f"{superset.url}/api/v1/database/{database['id']}/connection", timeout=30).json()
-    assert detail["result"]["sqlalchemy_uri"] == f"duckdb:///{superset.serving}?access_mode=read_only"
+    assert detail["result"]["sqlalchemy_uri"] == f"duckdb:///{superset.serving}?{SERVING_OPTIONS}"
 
     def sql_lab(sql: str) -> requests.Response:
         return api.post(
@@ -210,8 +148,8 @@ def test_dashboard_renders_in_headless_chromium(superset: Instance) -> None:
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1100})
             page.goto(f"{superset.url}/login/")
-            page.fill("#username", superset.env["MILLPOND_SUPERSET_ADMIN_USER"])
-            page.fill("#password", superset.env["MILLPOND_SUPERSET_ADMIN_PASSWORD"])
+            page.fill("#username", superset.user)
+            page.fill("#password", superset.password)
             page.click("button:has-text('Sign in')")
             # Wait for the redirect to commit, not for its "load": Chromium 156 reports no
             # lifecycle events to Playwright for a navigation started by a form POST.

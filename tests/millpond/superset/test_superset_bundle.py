@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from millpond.settings import Settings
 from millpond.superset import bundle, server
 from millpond.superset.bootstrap import bootstrap, plan_args
 from millpond.superset.errors import SupersetError
-from millpond.superset.runtime import REPO_ROOT, Layout, child_env, fingerprint
+from millpond.superset.runtime import Layout, child_env, fingerprint
+from tests.support.superset import PROJECT_DIR, bundle_digest
 
-BUNDLE = bundle.DEFAULT_BUNDLE_DIR
+BUNDLE = PROJECT_DIR / "semantic" / "superset" / "bundle"
 
 
 def _zip_yaml(data: bytes) -> dict[str, dict]:
@@ -30,7 +32,9 @@ def test_build_zip_rewrites_serving_uri_to_absolute_read_only_path(tmp_path: Pat
     files = _zip_yaml(bundle.build_zip(BUNDLE, serving))
 
     database = files[f"{bundle.ZIP_ROOT}/databases/serving.yaml"]
-    assert database["sqlalchemy_uri"] == f"duckdb:///{serving.resolve()}?access_mode=read_only"
+    assert database["sqlalchemy_uri"] == (
+        f"duckdb:///{serving.resolve()}?access_mode=read_only&enable_external_access=false&lock_configuration=true"
+    )
     assert database["sqlalchemy_uri"].startswith("duckdb:////")
     assert database["allow_dml"] is False
     assert files[f"{bundle.ZIP_ROOT}/metadata.yaml"] == {"version": "1.0.0", "type": "assets"}
@@ -40,7 +44,7 @@ def test_build_zip_rewrites_serving_uri_to_absolute_read_only_path(tmp_path: Pat
 def test_build_zip_is_deterministic_and_keyed_on_the_serving_path(tmp_path: Path) -> None:
     first = bundle.build_zip(BUNDLE, tmp_path / "a.duckdb")
     assert first == bundle.build_zip(BUNDLE, tmp_path / "a.duckdb")
-    assert bundle.bundle_digest(BUNDLE, tmp_path / "a.duckdb") != bundle.bundle_digest(BUNDLE, tmp_path / "b.duckdb")
+    assert bundle_digest(BUNDLE, tmp_path / "a.duckdb") != bundle_digest(BUNDLE, tmp_path / "b.duckdb")
 
 
 def test_committed_bundle_is_portable_and_consistent() -> None:
@@ -130,46 +134,57 @@ def test_fingerprint_never_contains_the_secret() -> None:
     assert "hunter2" not in key and len(key) == 64
 
 
-def test_child_env_points_at_config_and_scrubs_the_callers_venv(tmp_path: Path) -> None:
-    layout = Layout.for_data_dir(tmp_path, {})
-    os.environ["PYTHONPATH"] = "/somewhere/else"
-    try:
-        env = child_env(layout, tmp_path, {"MILLPOND_SUPERSET_SECRET_KEY": "k" * 20})
-    finally:
-        del os.environ["PYTHONPATH"]
+def _settings(tmp_path: Path, **fields: object) -> Settings:
+    """Settings on ``tmp_path``; the secrets only when given (never from the caller's environment)."""
+    return Settings(**{"data_dir": tmp_path, "superset_admin_password": None, "superset_secret_key": None, **fields})
+
+
+def test_layout_follows_the_settings(tmp_path: Path) -> None:
+    layout = Layout.for_settings(_settings(tmp_path, project_dir=tmp_path / "project"))
+    assert layout.venv == tmp_path / "project" / ".venv-superset"
+    assert layout.bundle_dir == tmp_path / "project" / "semantic" / "superset" / "bundle"
+    assert layout.home == tmp_path.resolve() / "superset"
+    assert Layout.for_settings(_settings(tmp_path, superset_venv=tmp_path / "venv")).venv == tmp_path / "venv"
+
+
+def test_child_env_points_at_config_and_scrubs_the_callers_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(tmp_path)
+    layout = Layout.for_settings(settings)
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    env = child_env(layout, settings, "k" * 20)
     assert "PYTHONPATH" not in env
-    assert env["SUPERSET_CONFIG_PATH"] == str(REPO_ROOT / "semantic/superset/superset_config.py")
+    assert env["SUPERSET_CONFIG_PATH"] == str(PROJECT_DIR / "semantic/superset/superset_config.py")
     assert env["MILLPOND_DATA_DIR"] == str(tmp_path.resolve())
     assert env["PATH"].startswith(str(layout.venv / "bin"))
     assert env["MILLPOND_SUPERSET_SECRET_KEY"] == "k" * 20
 
 
 @pytest.mark.parametrize(
-    ("env", "missing"),
+    ("fields", "message"),
     [
-        ({"MILLPOND_SUPERSET_ADMIN_PASSWORD": "pw"}, "MILLPOND_SUPERSET_SECRET_KEY"),
-        ({"MILLPOND_SUPERSET_SECRET_KEY": "short"}, "MILLPOND_SUPERSET_SECRET_KEY"),
-        ({"MILLPOND_SUPERSET_SECRET_KEY": "k" * 32}, "MILLPOND_SUPERSET_ADMIN_PASSWORD"),
+        ({"superset_admin_password": "pw"}, "MILLPOND_SUPERSET_SECRET_KEY must be set"),
+        ({"superset_secret_key": "k" * 32}, "MILLPOND_SUPERSET_ADMIN_PASSWORD and"),
+        ({"superset_admin_password": "pw", "superset_secret_key": "short"}, "SECRET_KEY must be at least 16"),
     ],
 )
-def test_bootstrap_names_the_missing_setting(tmp_path: Path, env: dict[str, str], missing: str) -> None:
-    with pytest.raises(SupersetError, match=missing):
-        bootstrap(tmp_path, tmp_path / "serving.duckdb", env)
+def test_bootstrap_names_the_missing_setting(tmp_path: Path, fields: dict[str, str], message: str) -> None:
+    with pytest.raises(SupersetError, match=message):
+        bootstrap(_settings(tmp_path, **fields))
     assert not (tmp_path / "superset").exists()
 
 
 def test_bootstrap_points_to_make_target_when_superset_is_not_installed(tmp_path: Path) -> None:
-    env = {
-        "MILLPOND_SUPERSET_SECRET_KEY": "k" * 32,
-        "MILLPOND_SUPERSET_ADMIN_PASSWORD": "pw",
-        "MILLPOND_SUPERSET_VENV": str(tmp_path / "no-venv"),
-    }
+    settings = _settings(
+        tmp_path, superset_secret_key="k" * 32, superset_admin_password="pw", superset_venv=tmp_path / "no-venv"
+    )
     with pytest.raises(SupersetError, match="make setup-superset"):
-        bootstrap(tmp_path, tmp_path / "serving.duckdb", env)
+        bootstrap(settings)
 
 
 def test_superset_config_refuses_to_load_without_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = REPO_ROOT / "semantic" / "superset" / "superset_config.py"
+    config = PROJECT_DIR / "semantic" / "superset" / "superset_config.py"
     monkeypatch.setenv("MILLPOND_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("MILLPOND_SUPERSET_SECRET_KEY", raising=False)
     with pytest.raises(SystemExit):
@@ -184,11 +199,12 @@ def test_superset_config_refuses_to_load_without_secret(tmp_path: Path, monkeypa
 
 
 def test_server_status_and_stop_without_a_server(tmp_path: Path) -> None:
-    assert server.status(tmp_path) is False
-    assert server.stop(tmp_path) is False
+    settings = _settings(tmp_path)
+    assert server.status(settings) is False
+    assert server.stop(settings) is False
     home = tmp_path / "superset"
     home.mkdir()
     (home / "server.pid").write_text(str(os.getpid()))  # alive, but not gunicorn
-    assert server.status(tmp_path) is False
-    assert server.stop(tmp_path) is False
+    assert server.status(settings) is False
+    assert server.stop(settings) is False
     assert not (home / "server.pid").exists()
