@@ -1,6 +1,7 @@
 # Cube 0.33.65 from npm (tools/cube) for the semantic-model tests against PostgreSQL.
 # Current Cube needs native binaries downloaded from GitHub at install time, which this
-# machine cannot reach; compose and Kubernetes run the official image instead (docs/semantic-layer.md).
+# machine cannot reach; compose and Kubernetes run the official image with the model baked in
+# (docker/cube.Dockerfile, docs/semantic-layer.md).
 CUBE_TOOLS := tools/cube
 
 .PHONY: setup-cube

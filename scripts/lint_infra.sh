@@ -66,7 +66,8 @@ render_overlays() {
   mkdir -p "${WORK}/k8s"
   local env
   for env in "${OVERLAYS[@]}"; do
-    "${KUBECTL}" kustomize --load-restrictor LoadRestrictionsNone "k8s/overlays/${env}" > "${WORK}/k8s/${env}.yaml"
+    # Default load restrictor, as Argo CD and Flux build: an overlay may read only its own tree.
+    "${KUBECTL}" kustomize "k8s/overlays/${env}" > "${WORK}/k8s/${env}.yaml"
   done
 }
 

@@ -8,33 +8,12 @@ docker-compose.yml reads.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-VBIN = ROOT / ".venv-infra" / "bin"
-DUMMY_SECRETS = {
-    "MILLPOND_POSTGRES_PASSWORD": "x",
-    "MILLPOND_SUPERSET_SECRET_KEY": "x" * 16,
-    "MILLPOND_SUPERSET_ADMIN_PASSWORD": "x",
-    "MILLPOND_CUBE_API_SECRET": "x",
-    "MILLPOND_CUBE_DB_PASSWORD": "x",
-}
-
-
-def tool(name: str) -> str:
-    path = VBIN / name
-    if not path.exists():
-        pytest.skip(f"{path} missing: run `make setup-infra`")
-    return str(path)
-
-
-def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, check=False, **kwargs)  # type: ignore[call-overload]
+from tests.infra.artifacts import DUMMY_SECRETS, OVERLAYS, ROOT, compose_config, pod_spec, rendered_docs, run, tool
 
 
 def compose_variables() -> set[str]:
@@ -74,22 +53,7 @@ def test_compose_refuses_to_start_without_secrets(tmp_path: Path) -> None:
 
 
 def test_compose_publishes_ports_on_loopback_only(tmp_path: Path) -> None:
-    env = tmp_path / "ok.env"
-    env.write_text("".join(f"{k}={v}\n" for k, v in DUMMY_SECRETS.items()))
-    result = run(
-        [
-            tool("docker-compose"),
-            "-f",
-            str(ROOT / "docker-compose.yml"),
-            "--env-file",
-            str(env),
-            "config",
-            "--format",
-            "json",
-        ]
-    )
-    assert result.returncode == 0, result.stderr
-    config = yaml.safe_load(result.stdout)
+    config = compose_config(tmp_path / "ok.env", profiles=("streaming",))
     published = [p for svc in config["services"].values() for p in svc.get("ports", [])]
     assert published, "expected published ports"
     assert all(p["host_ip"] == "127.0.0.1" for p in published)
@@ -106,17 +70,8 @@ def test_hadolint_rejects_unpinned_root_image(tmp_path: Path) -> None:
     assert "DL3007" in result.stdout  # latest tag
 
 
-def rendered(overlay: str) -> str:
-    kubectl = shutil.which("kubectl") or str(VBIN / "kubectl")
-    result = run(
-        [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(ROOT / "k8s" / "overlays" / overlay)]
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_kubernetes_validate_strict_rejects_unknown_field() -> None:
-    docs = list(yaml.safe_load_all(rendered("dev")))
+    docs = rendered_docs("dev")
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     result = run(
@@ -126,17 +81,12 @@ def test_kubernetes_validate_strict_rejects_unknown_field() -> None:
     assert "imagePullPolicyy" in result.stdout
 
 
-@pytest.mark.parametrize("overlay", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_is_locked_down(overlay: str) -> None:
-    for doc in yaml.safe_load_all(rendered(overlay)):
-        kind = doc["kind"]
-        if kind not in {"Deployment", "CronJob"}:
+    for doc in rendered_docs(overlay):
+        if doc["kind"] not in {"Deployment", "CronJob"}:
             continue
-        pod = (
-            doc["spec"]["template"]["spec"]
-            if kind == "Deployment"
-            else doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        )
+        pod = pod_spec(doc)
         assert doc["metadata"]["namespace"] == f"millpond-{overlay}"
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["automountServiceAccountToken"] is False
