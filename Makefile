@@ -90,8 +90,8 @@ test-python: ## pytest with real services; fails under 80% line coverage
 
 .PHONY: lint
 lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
-	$(BIN)/ruff check millpond ingest tests macros bench
-	$(BIN)/ruff format --check millpond ingest tests macros bench
+	$(BIN)/ruff check millpond ingest tests macros linter bench
+	$(BIN)/ruff format --check millpond ingest tests macros linter bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint models audits

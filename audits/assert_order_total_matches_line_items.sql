@@ -1,9 +1,9 @@
--- gold.fct_orders, end-to-end reconciliation with raw: every order's order_total equals the sum
--- of quantity * unit_price over the line items of the order's current raw version, and
+-- gold.fct_orders, end-to-end reconciliation with bronze: every order's order_total equals the
+-- sum of quantity * unit_price over the line items of the order's current bronze version, and
 -- item_count the sum of their quantities. Catches fan-out joins, lost or duplicated lines and
--- rounding drift anywhere between raw and gold.
--- (It reads raw directly: an audit runs against physical tables, where the other models' views
--- may not exist yet, while external raw tables always do.)
+-- rounding drift anywhere between bronze and gold.
+-- It reads bronze directly: an audit runs against physical tables, where the other models' views
+-- may not exist yet, while the external bronze tables always do.
 AUDIT (
   name assert_order_total_matches_line_items
 );
@@ -12,7 +12,7 @@ WITH current_orders AS (
   SELECT
     _id AS order_id,
     _dlt_id AS order_row_id
-  FROM raw.mongo_orders
+  FROM bronze.mongo_orders
   QUALIFY ROW_NUMBER() OVER (
     PARTITION BY _id
     ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC NULLS LAST
@@ -24,7 +24,7 @@ line_totals AS (
     current_orders.order_id,
     SUM(line_items.quantity) AS item_count,
     SUM(line_items.quantity * line_items.unit_price) AS order_total
-  FROM raw.mongo_orders__line_items AS line_items
+  FROM bronze.mongo_orders__line_items AS line_items
   INNER JOIN current_orders
     ON line_items._dlt_root_id = current_orders.order_row_id
   GROUP BY current_orders.order_id

@@ -21,8 +21,8 @@ from pymongo.database import Database
 
 from millpond.generator import GeneratorConfig, generate
 from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster
-from tests.support.ports import free_port
 from millpond.settings import KafkaTopics, Settings
+from tests.support.ports import free_port
 
 END_DATE = date(2026, 3, 3)
 # the volume at --scale 1; every count scales linearly, the number of days stays fixed
@@ -51,11 +51,11 @@ class Services:
 
 
 @contextmanager
-def services() -> Iterator[Services]:
-    """Start mongod and the broker in a fresh temp dir; stop them and remove it afterwards."""
+def services(settings: Settings) -> Iterator[Services]:
+    """Start mongod and the broker (``settings``' binaries) in a fresh temp dir; stop them and remove it afterwards."""
     root = Path(tempfile.mkdtemp(prefix="millpond-bench-"))
-    mongo = MongoReplicaSet(root, free_port())
-    kafka = KafkaBroker(root, free_port())
+    mongo = MongoReplicaSet(root, free_port(), settings.mongod_bin)
+    kafka = KafkaBroker(root, free_port(), settings.tansu_bin)
     try:
         mongo.start()
         kafka.start()
@@ -67,10 +67,10 @@ def services() -> Iterator[Services]:
 
 
 @contextmanager
-def postgres_cluster(root: Path) -> Iterator[PostgresCluster]:
-    """A private PostgreSQL 15 cluster under ``root`` on a free port, stopped afterwards."""
+def postgres_cluster(root: Path, bin_dir: Path) -> Iterator[PostgresCluster]:
+    """A private PostgreSQL 15 cluster (binaries in ``bin_dir``) under ``root`` on a free port, stopped afterwards."""
     root.chmod(0o755)  # the postgres user must reach its data dir below the temp dir
-    cluster = PostgresCluster(root, free_port())
+    cluster = PostgresCluster(root, free_port(), bin_dir)
     try:
         cluster.start()
         yield cluster
@@ -120,14 +120,14 @@ def make_dataset(svc: Services, scale: float, name: str) -> Dataset:
 
 
 def land_arrow_tables(warehouse: Path, tables: Iterable[tuple[str, pa.Table]]) -> int:
-    """The baselines' minimal load: each ``(name, table)`` becomes ``raw.<name>`` by one Arrow insert."""
+    """The baselines' minimal load: each ``(name, table)`` becomes ``bronze.<name>`` by one Arrow insert."""
     con = duckdb.connect(str(warehouse))
     rows = 0
     try:
-        con.execute("CREATE SCHEMA raw")
+        con.execute("CREATE SCHEMA bronze")
         for name, table in tables:
             con.register("batch", table)
-            con.execute(f'CREATE TABLE raw."{name}" AS SELECT * FROM batch')
+            con.execute(f'CREATE TABLE bronze."{name}" AS SELECT * FROM batch')
             con.unregister("batch")
             rows += table.num_rows
     finally:

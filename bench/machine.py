@@ -9,6 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from millpond.settings import Settings
+
 PACKAGES = ("duckdb", "dlt", "pyarrow", "pymongo", "confluent-kafka", "sqlmesh")
 
 
@@ -47,8 +49,8 @@ def _binary_version(argv: list[str]) -> str:
     return out.strip().splitlines()[0] if out.strip() else "unknown"
 
 
-def describe() -> dict[str, Any]:
-    """nproc, memory, CPU, OS, Python and package versions, mongod and broker versions."""
+def describe(settings: Settings) -> dict[str, Any]:
+    """nproc, memory, CPU, OS, Python and package versions, versions of ``settings``' mongod and broker."""
     from millpond.services.kafka import tansu_binary
     from millpond.services.mongo import mongod_binary
 
@@ -59,6 +61,6 @@ def describe() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in PACKAGES},
-        "mongod": _binary_version([str(mongod_binary()), "--version"]),
-        "kafka_broker": _binary_version([str(tansu_binary()), "--version"]),
+        "mongod": _binary_version([str(mongod_binary(settings.mongod_bin)), "--version"]),
+        "kafka_broker": _binary_version([str(tansu_binary(settings.tansu_bin)), "--version"]),
     }

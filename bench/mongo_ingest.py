@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from bench.harness import Comparison, Dataset, compare, land_arrow_tables, scratch
 from ingest.mongodb.contracts import COLLECTIONS
-from ingest.pipeline import run_ingest
+from millpond.stages.ingest import run_ingest
 
 
 class _DecimalDecoder(TypeDecoder):

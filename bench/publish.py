@@ -14,13 +14,17 @@ from pathlib import Path
 import duckdb
 
 from bench.harness import BASE, Comparison, compare, time_once
+from ingest.vocabulary import EVENT_TYPES, ORDER_STATUSES
 from millpond.serving import DuckDBServingTarget, ServingTarget
 
-STATUSES = "['created','paid','shipped','delivered','cancelled']"
-EVENT_TYPES = (
-    "['page_view','add_to_cart','checkout_started','order_placed','payment_authorized',"
-    "'payment_captured','payment_failed','refund_issued','shipment_created','shipment_delivered']"
-)
+
+def _sql_list(values: list[str] | tuple[str, ...]) -> str:
+    return "[" + ",".join(f"'{value}'" for value in values) + "]"
+
+
+STATUSES = _sql_list(ORDER_STATUSES)
+CANCELLED = ORDER_STATUSES.index("cancelled")  # 0-based: ``hash % n = CANCELLED`` marks a cancelled order
+EVENT_TYPE_LIST = _sql_list([event for events in EVENT_TYPES.values() for event in events])
 
 
 def build_gold(path: Path, orders: int, customers: int, days: int) -> dict[str, int]:
@@ -33,11 +37,11 @@ def build_gold(path: Path, orders: int, customers: int, days: int) -> dict[str, 
            'cus_' || lpad((hash(i) % {customers})::VARCHAR, 7, '0') AS customer_id,
            (DATE '2026-03-03' - (i % {days})::INTEGER) AS order_date,
            (TIMESTAMPTZ '2026-03-03 00:00:00+00' - to_seconds(i % ({days} * 86400))) AS ordered_at,
-           {STATUSES}[1 + (hash(i * 7) % 5)::INTEGER] AS status,
+           {STATUSES}[1 + (hash(i * 7) % {len(ORDER_STATUSES)})::INTEGER] AS status,
            (1 + hash(i * 3) % 5)::BIGINT AS item_count,
            ((hash(i * 11) % 50000) / 100)::DECIMAL(18, 2) AS order_total,
            'EUR' AS currency,
-           hash(i * 7) % 5 = 4 AS is_cancelled,
+           hash(i * 7) % {len(ORDER_STATUSES)} = {CANCELLED} AS is_cancelled,
            (TIMESTAMPTZ '2026-03-03 12:00:00+00' - to_seconds(i % 86400)) AS updated_at
     FROM range({orders}) t(i);
     CREATE TABLE gold.dim_customers AS
@@ -55,7 +59,7 @@ def build_gold(path: Path, orders: int, customers: int, days: int) -> dict[str, 
     CREATE TABLE gold.agg_daily_orders_by_status AS
     SELECT order_date, status, count(*)::BIGINT AS orders FROM gold.fct_orders GROUP BY ALL;
     CREATE TABLE gold.agg_daily_events AS
-    SELECT (DATE '2026-03-03' - d::INTEGER) AS event_date, unnest({EVENT_TYPES}) AS event_type,
+    SELECT (DATE '2026-03-03' - d::INTEGER) AS event_date, unnest({EVENT_TYPE_LIST}) AS event_type,
            (100 + d)::BIGINT AS events, (40 + d)::BIGINT AS sessions
     FROM range({days}) t(d);
     CHECKPOINT;

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from millpond import logs
+from millpond import settings as settings_mod
+from millpond.envutil import scoped_env
+from millpond.settings import Settings
 
 BENCHMARKS = ("kafka", "mongo", "publish", "publish_postgres", "scaling")
 log = logs.get("bench")
@@ -53,12 +55,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextmanager
-def _quiet_logs() -> Iterator[None]:
+def _quiet_logs(log_format: str) -> Iterator[None]:
     """Progress from ``bench`` only; restores the logger levels afterwards (the smoke test runs in-process)."""
-    logs.configure(os.environ.get("MILLPOND_LOG_FORMAT", "console"), "WARNING")
-    levels = {name: logging.getLogger(name).level for name in ("bench", "ingest")}
+    logs.configure("console" if log_format == "auto" else log_format, "WARNING")
+    quiet = ("ingest", "millpond.stages.ingest")  # one dead-letter warning per run is expected here
+    levels = {name: logging.getLogger(name).level for name in ("bench", *quiet)}
     logging.getLogger("bench").setLevel(logging.INFO)
-    logging.getLogger("ingest").setLevel(logging.ERROR)  # one dead-letter warning per run is expected here
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         yield
     finally:
@@ -66,14 +70,14 @@ def _quiet_logs() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
-    """Start the services, generate the data, run the selected benchmarks; the results as a dict."""
+def run_benchmarks(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Start the services (``settings``' binaries), generate the data, run the selected benchmarks; the results."""
     from bench import kafka_ingest, mongo_ingest, publish, publish_postgres, scaling
     from bench.harness import BASE, END_DATE, make_dataset, postgres_cluster, services
 
     comparisons: list[dict[str, Any]] = []
     scaling_result: dict[str, Any] | None = None
-    with services() as svc:
+    with services(settings) as svc:
         log.info("bench.services.up", mongo=svc.mongo.uri, kafka=svc.kafka.uri)
         ds = make_dataset(svc, args.scale, "main")
         log.info("bench.data.generated", messages=ds.messages, documents=ds.documents, orders=ds.orders)
@@ -88,7 +92,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
                 comparisons.append(publish.run(svc.root, orders, args.repeat, label, args.warmup).as_dict())
                 log.info("bench.done", benchmark=f"publish_{label}", ratio=comparisons[-1]["ratio"])
         if "publish_postgres" in args.only:
-            with postgres_cluster(svc.root) as cluster:
+            with postgres_cluster(svc.root, settings.pg_bin) as cluster:
                 for label, orders in (("demo", ds.orders), ("large", args.publish_orders)):
                     comparisons.append(
                         publish_postgres.run(cluster, svc.root, orders, args.repeat, label, args.warmup).as_dict()
@@ -119,12 +123,12 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    settings = settings_mod.load()
     from bench import report
     from bench.machine import describe
 
     out = args.out.resolve()
-    with _quiet_logs():
+    with _quiet_logs(settings.log_format), scoped_env({"RUNTIME__DLTHUB_TELEMETRY": "false"}):
         if args.render_only:
             results = json.loads((out / "results.json").read_text())
         else:
@@ -132,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             results = {
                 "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "command": shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]),
-                "machine": describe(),
-                **run_benchmarks(args),
+                "machine": describe(settings),
+                **run_benchmarks(args, settings),
             }
             results["wall_s"] = round(time.monotonic() - started, 1)
         json_path = report.write_json(results, out)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.harness import Dataset, scratch, time_once
-from ingest.pipeline import run_ingest
+from millpond.stages.ingest import run_ingest
 
 
 @dataclass

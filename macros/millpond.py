@@ -48,7 +48,7 @@ def latest_version(
 ) -> exp.Expression:
     """True for the newest row per ``key``: latest ``updated_at``, then latest load time.
 
-    ``ingested_at`` names the load-time column where it is not renamed yet (``_ingested_at`` on raw).
+    ``ingested_at`` names the load-time column where it is not renamed yet (``_ingested_at`` on bronze).
     """
     return _row_number_is_first(
         key,

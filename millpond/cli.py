@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, NoReturn
 
 import click
 
@@ -40,31 +39,31 @@ def services() -> None:
     """Genuine local mongod (replica set) and Kafka-protocol broker under the data dir."""
 
 
-def _local_services(cfg: settings_mod.Settings) -> list[Any]:
-    from millpond.services import KafkaBroker, MongoReplicaSet
-
-    return [MongoReplicaSet(cfg.data_dir, cfg.mongo_port), KafkaBroker(cfg.data_dir, cfg.kafka_port)]
-
-
 @services.command("up")
 @click.pass_context
 def services_up(ctx: click.Context) -> None:
     """Start the services (no-op for those already running) and wait until healthy."""
-    _echo({svc.name: svc.start().uri for svc in _local_services(_settings(ctx))})
+    from millpond.services import start_services
+
+    _echo(start_services(_settings(ctx)))
 
 
 @services.command("down")
 @click.pass_context
 def services_down(ctx: click.Context) -> None:
     """Stop the services this data dir started."""
-    _echo({svc.name: "stopped" if svc.stop() else "not running" for svc in _local_services(_settings(ctx))})
+    from millpond.services import stop_services
+
+    _echo(stop_services(_settings(ctx)))
 
 
 @services.command("status")
 @click.pass_context
 def services_status(ctx: click.Context) -> None:
     """Show whether each service runs; exit 1 when one does not."""
-    state = {svc.name: svc.is_running() for svc in _local_services(_settings(ctx))}
+    from millpond.services import service_status
+
+    state = service_status(_settings(ctx))
     _echo(state)
     if not all(state.values()):
         sys.exit(1)
@@ -83,25 +82,10 @@ def services_status(ctx: click.Context) -> None:
 @click.pass_context
 def generate(ctx: click.Context, end_date: datetime | None, increment: bool, **knobs: int) -> None:
     """Fill MongoDB and Kafka with a deterministic online shop (idempotent per end date)."""
-    from pymongo import MongoClient
-    from pymongo.database import Database
+    from millpond.generator import GeneratorConfig, generate_shop
 
-    from millpond.generator import GeneratorConfig
-    from millpond.generator import generate as run_generate
-    from millpond.generator.run import STATE
-
-    cfg = _settings(ctx)
-    config = GeneratorConfig(**knobs)
-    client: MongoClient[dict[str, Any]]
-    with MongoClient(cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=int(cfg.io_timeout_s * 1000)) as client:
-        db: Database[dict[str, Any]] = client[cfg.mongo_db]
-        day: date = end_date.date() if end_date else datetime.now(UTC).date() - timedelta(days=1)
-        if increment:
-            state = db[STATE].find_one({"_id": "state"})
-            if state is None:
-                raise click.UsageError("--increment needs a first generation step; run without it first")
-            day = state["as_of"].date() + timedelta(days=1)
-        result = run_generate(config, day, db, cfg.kafka_bootstrap, cfg.topics.as_dict())
+    day = end_date.date() if end_date else None
+    result = generate_shop(_settings(ctx), GeneratorConfig(**knobs), day, increment=increment)
     _echo(result.summary())
 
 
@@ -111,22 +95,21 @@ def generate(ctx: click.Context, end_date: datetime | None, increment: bool, **k
 @click.option("--interval", default=10.0, show_default=True, type=float)
 @click.pass_context
 def ingest(ctx: click.Context, follow: bool, interval: float) -> None:
-    """Load MongoDB and Kafka into the warehouse's raw dataset (incremental, idempotent)."""
-    from ingest.pipeline import follow as follow_kafka
-    from ingest.pipeline import run_ingest
+    """Load MongoDB and Kafka into the warehouse's bronze dataset (incremental, idempotent)."""
+    from millpond.stages.ingest import follow as follow_kafka
+    from millpond.stages.ingest import run_ingest
 
-    cfg = _settings(ctx)
     if follow:
-        follow_kafka(cfg, interval_s=interval)
+        follow_kafka(_settings(ctx), interval_s=interval)
         return
-    report = run_ingest(cfg)
+    report = run_ingest(_settings(ctx))
     _echo({"rows": report.rows, "dead_letters": report.dead_letters, "seconds": report.seconds})
 
 
 @cli.command()
 @click.pass_context
 def transform(ctx: click.Context) -> None:
-    """Apply the SQLMesh project to prod and restate intervals touched by new raw data."""
+    """Apply the SQLMesh project to prod and restate intervals touched by new bronze data."""
     from millpond.stages.transform import run_transform
 
     report = run_transform(_settings(ctx))
@@ -147,9 +130,8 @@ def check(ctx: click.Context) -> None:
 def publish(ctx: click.Context) -> None:
     """Copy gold to the serving database (atomic swap)."""
     from millpond.stages.publish import run_publish
-    from millpond.stages.run import new_run_id
 
-    results = run_publish(_settings(ctx), new_run_id())
+    results = run_publish(_settings(ctx))
     _echo([{"target": result.target, "tables": result.tables} for result in results])
 
 
@@ -187,29 +169,10 @@ def serve(ctx: click.Context, stop: bool) -> None:
 
     cfg = _settings(ctx)
     if stop:
-        _echo({"superset": "stopped" if server.stop(cfg.data_dir) else "not running"})
+        _echo({"superset": "stopped" if server.stop(cfg) else "not running"})
         return
-    env = superset_env(cfg)
-    server.bootstrap(cfg.data_dir, cfg.serving, env)
-    url = server.start(cfg.data_dir, cfg.superset_port, env)
+    url = server.serve(cfg)
     click.echo(f"Superset is serving the Millpond dashboards at {url} (user: {cfg.superset_admin_user})")
-
-
-def superset_env(cfg: settings_mod.Settings) -> dict[str, str]:
-    if cfg.superset_admin_password is None or cfg.superset_secret_key is None:
-        raise MillpondError(
-            "MILLPOND_SUPERSET_ADMIN_PASSWORD and MILLPOND_SUPERSET_SECRET_KEY must be set",
-            stage="serve",
-            hint="export both (make demo generates them into .local/demo.env)",
-        )
-    passthrough = {k: v for k, v in os.environ.items() if k.startswith("MILLPOND_SUPERSET_")}
-    return passthrough | {
-        "MILLPOND_DATA_DIR": str(cfg.data_dir),
-        "MILLPOND_SERVING_PATH": str(cfg.serving),
-        "MILLPOND_SUPERSET_ADMIN_USER": cfg.superset_admin_user,
-        "MILLPOND_SUPERSET_ADMIN_PASSWORD": cfg.superset_admin_password.get_secret_value(),
-        "MILLPOND_SUPERSET_SECRET_KEY": cfg.superset_secret_key.get_secret_value(),
-    }
 
 
 def main() -> None:
@@ -222,6 +185,18 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except MillpondError as exc:
-        logs.get("millpond").error("failed", stage=exc.stage, error=str(exc))
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(exc)
+    except OSError as exc:  # a path the settings name cannot be created, read or written
+        _fail(
+            MillpondError(
+                f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                stage="io",
+                hint="check the path and its permissions (MILLPOND_DATA_DIR and the paths in docs/configuration.md)",
+            )
+        )
+
+
+def _fail(exc: MillpondError) -> NoReturn:
+    logs.get("millpond").error("command.failed", stage=exc.stage, error=str(exc))
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)

@@ -1,10 +1,10 @@
 """Liveness for long-running stages: a heartbeat file per process, and the check that reads it.
 
-The Kafka follower (``millpond ingest --follow``) beats after every cycle that loaded; the
-container health check and the Kubernetes probes run ``millpond health --heartbeat
-ingest-follow --max-age N``, which fails when the last beat is older than N seconds. A hung
-or crash-looping follower therefore stops passing its probe instead of looking healthy,
-as ``millpond --help`` did.
+The Kafka follower (``millpond ingest --follow``) beats after every cycle that loaded and after
+every cycle it skipped because another stage held the pipeline lock. The container health check
+and the Kubernetes probes run ``millpond health --heartbeat ingest-follow --max-age N``, which
+fails when the last beat is older than N seconds, so a hung or crash-looping follower fails its
+probe.
 """
 
 from __future__ import annotations

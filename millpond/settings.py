@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     mongo_port: int = 27017
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_port: int = 9092
+    # How the ingest stage authenticates to the brokers (librdkafka's security.protocol, sasl.*, ssl.ca.location).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
     topics: KafkaTopics = Field(default_factory=KafkaTopics)  # read from MILLPOND_TOPIC_* when built
     io_timeout_s: float = 30.0
     # How long a stage waits for another stage to release the data dir's pipeline lock

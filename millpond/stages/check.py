@@ -2,16 +2,19 @@
 
 SQLMesh audits already ran inside ``transform``; here every contract in ``checks/contracts``
 is verified against the warehouse. Any failed check or error stops the run before publish.
+Contracts take the shop's vocabularies (``ingest.vocabulary``) as Soda variables, so a contract
+and the SQLMesh audits accept the same order statuses and event types.
 """
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.vocabulary import EVENT_TYPES, ORDER_STATUSES
 from millpond import logs
 from millpond.envutil import scoped_env
 from millpond.errors import StageFailed
@@ -57,18 +60,37 @@ def contract_files(settings: Settings) -> list[Path]:
     return sorted((settings.project_dir / "checks" / "contracts").glob("*.yml"))
 
 
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+def contract_variables() -> dict[str, str]:
+    """Soda variables for the contracts: each vocabulary as a SQL list of string literals.
+
+    ``ORDER_STATUSES``, ``EVENT_TYPES`` (every stream) and ``<STREAM>_EVENT_TYPES`` per stream,
+    used as ``status NOT IN (${var.ORDER_STATUSES})``; a contract declares the ones it uses.
+    """
+    variables = {
+        "ORDER_STATUSES": _sql_list(ORDER_STATUSES),
+        "EVENT_TYPES": _sql_list(t for types in EVENT_TYPES.values() for t in types),
+    }
+    variables.update({f"{stream.upper()}_EVENT_TYPES": _sql_list(types) for stream, types in EVENT_TYPES.items()})
+    return variables
+
+
 def verify(settings: Settings, contract: Path) -> ContractOutcome:
     """Verify one contract with Soda Core against the warehouse (read-only)."""
     from soda_core.contracts import verify_contract_locally
 
     env = {
         "MILLPOND_WAREHOUSE_PATH": str(settings.warehouse),  # read by checks/datasource.yml
-        "SODA_CORE_TELEMETRY_ENABLED": os.environ.get("SODA_CORE_TELEMETRY_ENABLED", "false"),
+        "SODA_CORE_TELEMETRY_ENABLED": "false",
     }
     with scoped_env(env):
         result = verify_contract_locally(
             data_source_file_path=str(settings.project_dir / "checks" / "datasource.yml"),
             contract_file_path=str(contract),
+            variables=contract_variables(),
         )
     errors = list(result.get_errors())
     return ContractOutcome(
@@ -82,7 +104,7 @@ def verify(settings: Settings, contract: Path) -> ContractOutcome:
 
 def run_checks(settings: Settings) -> CheckReport:
     """Verify every contract; raise StageFailed (after checking all of them) when one fails."""
-    with pipeline_lock(settings.data_dir, "check"):
+    with pipeline_lock(settings.data_dir, "check", timeout_s=settings.lock_timeout_s):
         return _check(settings)
 
 

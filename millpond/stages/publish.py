@@ -15,6 +15,7 @@ from millpond.errors import StageFailed
 from millpond.locking import pipeline_lock
 from millpond.serving import DuckDBServingTarget, PostgresServingTarget, PublishResult, ServingTarget
 from millpond.settings import Settings
+from millpond.stages.run import new_run_id
 
 PUBLISHED_SCHEMAS = ("gold",)
 
@@ -44,10 +45,10 @@ def targets_for(settings: Settings) -> list[ServingTarget]:
     return targets
 
 
-def run_publish(settings: Settings, run_id: str) -> list[PublishResult]:
-    """Publish every gold relation under the pipeline lock."""
-    with pipeline_lock(settings.data_dir, "publish"):
-        return _publish(settings, run_id)
+def run_publish(settings: Settings, run_id: str | None = None) -> list[PublishResult]:
+    """Publish every gold relation under the pipeline lock; ``run_id`` names the publication (default: a new one)."""
+    with pipeline_lock(settings.data_dir, "publish", timeout_s=settings.lock_timeout_s):
+        return _publish(settings, run_id or new_run_id())
 
 
 def _publish(settings: Settings, run_id: str) -> list[PublishResult]:

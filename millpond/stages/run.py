@@ -27,8 +27,10 @@ def new_run_id() -> str:
 
 
 def stage_plan(settings: Settings, run_id: str) -> list[tuple[str, Callable[[], Any]]]:
-    from ingest.pipeline import run_ingest
+    """The stages in order, each bound to its arguments."""
+    # imported here, not at the top: publish imports new_run_id from this module
     from millpond.stages.check import run_checks
+    from millpond.stages.ingest import run_ingest
     from millpond.stages.publish import run_publish
     from millpond.stages.transform import run_transform
 
@@ -45,7 +47,7 @@ def run_all(settings: Settings, run_id: str | None = None) -> RunReport:
     report = RunReport(run_id=run_id or new_run_id())
     logs.structlog.contextvars.bind_contextvars(run_id=report.run_id)
     try:
-        with pipeline_lock(settings.data_dir, "run"):
+        with pipeline_lock(settings.data_dir, "run", timeout_s=settings.lock_timeout_s):
             _run_stages(settings, report)
     finally:
         logs.structlog.contextvars.unbind_contextvars("run_id")

@@ -1,10 +1,11 @@
-"""Transformation stage: apply the SQLMesh project to prod and restate what new raw data touched.
+"""Transformation stage: apply the SQLMesh project to prod and restate what new landed data touched.
 
 ``sqlmesh run`` only fills intervals that are due by cron, so data that arrives late for an
 interval already built would never reach gold. After each ingest this stage therefore finds
-the earliest business date among raw rows loaded since its last successful run, and restates
-the models from that date (each interval is rebuilt idempotently from raw). A crash before
-the watermark is saved just means the next run restates the same window again.
+the earliest business date among landed (``bronze``) rows loaded since its last successful run,
+and restates the models from that date (each interval is rebuilt idempotently from bronze). A
+crash before the watermark is saved just means the next run restates the same window again.
+The landed tables are the ingest stage's: this stage only reads them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
-import yaml
 
 from millpond import logs
 from millpond.envutil import scoped_env
@@ -23,11 +23,12 @@ from millpond.errors import StageFailed
 from millpond.faults import crash_point
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
+from millpond.stages.ingest import DATASET, landed_tables, missing_landed_tables
 
 log = logs.get(__name__)
 META_SCHEMA = "millpond_meta"
-RESTATE_SELECTORS = ["bronze.*"]
-# raw table -> column giving the business time a new row belongs to; None: the row has none
+RESTATE_SELECTORS = ["silver.stg_*"]
+# landed table -> column giving the business time a new row belongs to; None: the row has none
 # (customers, products feed FULL models), so a change to it restates just today, which rebuilds
 # the FULL models and leaves the daily history alone
 BUSINESS_TIME: dict[str, str | None] = {
@@ -48,23 +49,19 @@ class TransformReport:
     seconds: float
 
 
-def _raw_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()
-    return {r[0] for r in rows}
-
-
 def pending_window(settings: Settings, today: date | None = None) -> tuple[date | None, str | None]:
-    """Earliest business date among raw rows newer than the watermark, and the newest load id."""
+    """Earliest business date among landed rows newer than the watermark, and the newest load id."""
     today = today or datetime.now(UTC).date()
     if not settings.warehouse.exists():
         return None, None
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        tables = _raw_tables(con)
+        tables = landed_tables(con)
         if "_dlt_loads" not in tables:
             return None, None
         max_load = con.execute(
-            "select load_id from raw._dlt_loads where status = 0 order by try_cast(load_id as double) desc limit 1"
+            f"select load_id from {DATASET}._dlt_loads where status = 0 "
+            "order by try_cast(load_id as double) desc limit 1"
         ).fetchone()
         watermark = _watermark(con)
         starts = []
@@ -73,7 +70,7 @@ def pending_window(settings: Settings, today: date | None = None) -> tuple[date 
                 continue
             business_date = f"cast({column} as date)" if column else "cast(? as date)"
             row = con.execute(
-                f"select min({business_date}) from raw.{table} "
+                f"select min({business_date}) from {DATASET}.{table} "
                 "where try_cast(_dlt_load_id as double) > try_cast(? as double)",
                 [*([] if column else [today]), watermark or "0"],
             ).fetchone()
@@ -108,31 +105,6 @@ def _save_watermark(settings: Settings, max_load_id: str | None, restated_from: 
         )
 
 
-def ensure_raw_tables(settings: Settings) -> list[str]:
-    """Create, empty, every raw table ``external_models.yaml`` declares but dlt has not made yet.
-
-    dlt creates a table only once data arrives for it (a topic may still be empty), while a
-    SQLMesh plan needs every external table to exist. dlt adopts a pre-created table and adds
-    any column it lacks. Returns the tables created.
-    """
-    declared = yaml.safe_load((settings.project_dir / "external_models.yaml").read_text())
-    created = []
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.warehouse)) as con:
-        con.execute("create schema if not exists raw")
-        existing = _raw_tables(con)
-        for model in declared:
-            schema, table = model["name"].split(".")
-            if schema != "raw" or table in existing:
-                continue
-            columns = ", ".join(f'"{name}" {kind}' for name, kind in model["columns"].items())
-            con.execute(f'create table raw."{table}" ({columns})')
-            created.append(table)
-    if created:
-        log.warning("transform.created_empty_raw_tables", tables=created)
-    return created
-
-
 def sqlmesh_context(settings: Settings) -> Any:
     """A SQLMesh context for the project; ``config.yaml`` reads the MILLPOND_* paths at load."""
     from sqlmesh import Context  # heavy import: only when transforming
@@ -143,7 +115,7 @@ def sqlmesh_context(settings: Settings) -> Any:
 
 def run_transform(settings: Settings, today: date | None = None) -> TransformReport:
     """Transform under the pipeline lock (see :func:`_transform`)."""
-    with pipeline_lock(settings.data_dir, "transform"):
+    with pipeline_lock(settings.data_dir, "transform", timeout_s=settings.lock_timeout_s):
         return _transform(settings, today)
 
 
@@ -156,7 +128,13 @@ def _transform(settings: Settings, today: date | None = None) -> TransformReport
     started = time.monotonic()
     today = today or datetime.now(UTC).date()
     end = today  # today's partial interval too: new data for it triggers a restatement next run
-    ensure_raw_tables(settings)
+    missing = missing_landed_tables(settings)
+    if missing:
+        raise StageFailed(
+            f"landed tables missing: {', '.join(f'{DATASET}.{t}' for t in missing)}",
+            stage="transform",
+            hint="run `millpond ingest` first: it creates every landed table external_models.yaml declares",
+        )
     restate_from, max_load_id = pending_window(settings, today)
     try:
         ctx = sqlmesh_context(settings)

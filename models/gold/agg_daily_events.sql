@@ -3,18 +3,11 @@ MODEL (
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column event_date
   ),
-  cron '@daily',
   grain (event_date, event_type),
-  owner 'data-platform',
-  tags (millpond, gold, events),
   audits (
     not_null(columns := (event_date, event_type, events, sessions)),
     unique_combination_of_columns(columns := (event_date, event_type)),
-    accepted_values(column := event_type, is_in := (
-      'page_view', 'add_to_cart', 'checkout_started', 'order_placed',
-      'payment_authorized', 'payment_captured', 'payment_failed', 'refund_issued',
-      'shipment_created', 'shipment_delivered'
-    )),
+    accepted_values(column := event_type, is_in := @event_types()),
     accepted_range(column := events, min_v := 1)
   ),
   description 'Events per UTC event date and event type over the clickstream, payment and shipment streams, counted distinct by event_id (Kafka redeliveries are not double counted).',

@@ -3,14 +3,11 @@ MODEL (
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column order_date
   ),
-  cron '@daily',
   grain (order_date, status),
-  owner 'data-platform',
-  tags (millpond, gold),
   audits (
     not_null(columns := (order_date, status, orders)),
     unique_combination_of_columns(columns := (order_date, status)),
-    accepted_values(column := status, is_in := ('created', 'paid', 'shipped', 'delivered', 'cancelled')),
+    accepted_values(column := status, is_in := @order_statuses()),
     accepted_range(column := orders, min_v := 1)
   ),
   description 'Orders placed per UTC order date and current status.',

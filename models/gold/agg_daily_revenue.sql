@@ -3,10 +3,7 @@ MODEL (
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column order_date
   ),
-  cron '@daily',
   grain order_date,
-  owner 'data-platform',
-  tags (millpond, gold),
   audits (
     not_null(columns := (order_date, orders, cancelled_orders, revenue, avg_order_value)),
     unique_values(columns := (order_date)),

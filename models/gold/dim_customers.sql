@@ -1,10 +1,7 @@
 MODEL (
   name gold.dim_customers,
   kind FULL,
-  cron '@daily',
   grain customer_id,
-  owner 'data-platform',
-  tags (millpond, gold),
   audits (
     not_null(columns := (customer_id, lifetime_orders)),
     unique_values(columns := (customer_id)),
@@ -22,11 +19,11 @@ MODEL (
 );
 
 WITH customers AS (
-  SELECT * FROM bronze.stg_customers
+  SELECT * FROM silver.stg_customers
 ),
 
 orders AS (
-  SELECT * FROM bronze.stg_orders
+  SELECT * FROM silver.stg_orders
 ),
 
 customer_orders AS (

@@ -3,14 +3,11 @@ MODEL (
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column order_date
   ),
-  cron '@daily',
   grain order_id,
-  owner 'data-platform',
-  tags (millpond, gold),
   audits (
     not_null(columns := (order_id, customer_id, order_date, ordered_at, status, item_count, order_total, is_cancelled)),
     unique_values(columns := (order_id)),
-    accepted_values(column := status, is_in := ('created', 'paid', 'shipped', 'delivered', 'cancelled')),
+    accepted_values(column := status, is_in := @order_statuses()),
     assert_non_negative(column := order_total),
     assert_order_total_matches_line_items
   ),
@@ -20,7 +17,7 @@ MODEL (
     customer_id = 'Customer who placed the order (join to gold.dim_customers).',
     order_date = 'Business date: UTC date of the order creation.',
     ordered_at = 'When the order was placed (UTC).',
-    status = 'Current status: created, paid, shipped, delivered or cancelled.',
+    status = 'Current status, one of ORDER_STATUSES in ingest/vocabulary.py.',
     item_count = 'Units ordered (sum of line quantities).',
     order_total = 'Sum of quantity * unit_price over the order lines.',
     currency = 'ISO 4217 currency code.',

@@ -3,18 +3,15 @@ MODEL (
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column event_ts
   ),
-  cron '@daily',
   grain (event_source, event_id),
-  owner 'data-platform',
-  tags (millpond, silver, events),
   audits (
     not_null(columns := (event_source, event_id, event_type, event_ts, event_date)),
     unique_combination_of_columns(columns := (event_source, event_id)),
-    accepted_values(column := event_source, is_in := ('clickstream', 'payments', 'shipments'))
+    accepted_values(column := event_source, is_in := @event_streams())
   ),
   description 'The three deduplicated event streams (clickstream, payments, shipments) in one shape. Incremental by event_ts.',
   column_descriptions (
-    event_source = 'Stream the event came from: clickstream, payments or shipments.',
+    event_source = 'Stream the event came from, a key of EVENT_TYPES in ingest/vocabulary.py.',
     event_id = 'Event id.',
     event_type = 'Event type (stream specific).',
     event_ts = 'When the event happened (UTC).',
@@ -39,7 +36,7 @@ WITH clickstream AS (
     order_id,
     NULL::DECIMAL(18, 2) AS amount,
     NULL::VARCHAR AS currency
-  FROM bronze.stg_clickstream_events
+  FROM silver.stg_clickstream_events
   WHERE event_ts BETWEEN @start_ts AND @end_ts
 ),
 
@@ -55,7 +52,7 @@ payments AS (
     order_id,
     amount,
     currency
-  FROM bronze.stg_payment_events
+  FROM silver.stg_payment_events
   WHERE event_ts BETWEEN @start_ts AND @end_ts
 ),
 
@@ -71,7 +68,7 @@ shipments AS (
     order_id,
     NULL::DECIMAL(18, 2) AS amount,
     NULL::VARCHAR AS currency
-  FROM bronze.stg_shipment_events
+  FROM silver.stg_shipment_events
   WHERE event_ts BETWEEN @start_ts AND @end_ts
 ),
 

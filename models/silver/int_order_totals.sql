@@ -3,10 +3,7 @@ MODEL (
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column order_date
   ),
-  cron '@daily',
   grain order_id,
-  owner 'data-platform',
-  tags (millpond, silver),
   audits (
     not_null(columns := (order_id, order_date, status, is_cancelled, item_count, order_total)),
     unique_values(columns := (order_id)),
@@ -32,12 +29,12 @@ MODEL (
 
 WITH orders AS (
   SELECT *
-  FROM bronze.stg_orders
+  FROM silver.stg_orders
   WHERE order_date BETWEEN @start_ds AND @end_ds
 ),
 
 line_items AS (
-  SELECT * FROM bronze.stg_order_line_items
+  SELECT * FROM silver.stg_order_line_items
 ),
 
 line_totals AS (

@@ -180,7 +180,7 @@ def _cancel_some_orders(cfg: Settings, how_many: int) -> list[str]:
 
 
 def test_transform_killed_midway_then_rerun_converges(shop):
-    from ingest.pipeline import run_ingest
+    from millpond.stages.ingest import run_ingest
 
     cfg, _step, events = shop
     assert _cancel_some_orders(cfg, 3)

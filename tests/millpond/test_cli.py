@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from millpond.cli import cli
-from tests.support.ports import free_port
+from millpond.errors import MillpondError
 from tests.support.pipelines import pipeline_env
+from tests.support.ports import free_port
 
 
 def invoke(env: dict[str, str], *args: str):
@@ -54,13 +55,14 @@ def test_generate_ingest_and_increment_through_the_cli(make_settings):
     rows = json.loads(loaded.stdout)["rows"]
     assert rows["mongo_customers"] >= 20 and rows["kafka_clickstream"] > 0
     with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
-        assert con.execute("select count(*) from raw.mongo_orders").fetchone()[0] == rows["mongo_orders"]
+        assert con.execute("select count(*) from bronze.mongo_orders").fetchone()[0] == rows["mongo_orders"]
 
 
-def test_increment_without_history_is_a_usage_error(make_settings):
+def test_increment_without_history_is_a_clear_error(make_settings):
     result = CliRunner().invoke(cli, ["generate", "--increment"], env=pipeline_env(make_settings("empty")))
-    assert result.exit_code == 2
-    assert "needs a first generation step" in result.output
+    assert isinstance(result.exception, MillpondError)
+    assert result.exception.stage == "generate"
+    assert "needs a first generation step" in str(result.exception)
 
 
 def test_serve_requires_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -88,3 +90,18 @@ def test_a_missing_superset_install_is_one_clear_line_and_exit_1(tmp_path: Path)
     assert proc.stderr.splitlines()[-1] == (
         f"error: [serve] Superset is not installed in {tmp_path / 'no-venv'}; run `make setup-superset`"
     )
+
+
+def test_a_data_dir_that_cannot_be_created_is_one_clear_line_and_exit_1(tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {**os.environ, "MILLPOND_DATA_DIR": str(blocker / "data"), "MILLPOND_LOG_FORMAT": "json"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "millpond", "publish"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("error: [io] Not a directory: ")
+    assert str(blocker) in last
+    assert "MILLPOND_DATA_DIR" in last

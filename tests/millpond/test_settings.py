@@ -58,3 +58,25 @@ def test_a_reader_role_without_a_serving_database_is_refused(env: pytest.MonkeyP
     assert cfg.serving_postgres_reader_role == "cube_reader"
     assert cfg.serving_postgres_uri is not None
     assert "pw@" not in repr(cfg)  # a SecretStr
+
+
+def test_everything_a_stage_writes_is_under_the_data_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = settings_mod.load()
+    written = [cfg.warehouse, cfg.state, cfg.serving, cfg.dlt_dir, cfg.cache_dir]
+    written.append(Path(cfg.sqlmesh_env()["MILLPOND_SQLMESH_CACHE_DIR"]))
+    assert all(path.is_relative_to(tmp_path) for path in written), written
+    assert not any(path.is_relative_to(cfg.project_dir) for path in written)
+
+
+def test_service_binaries_and_the_lock_timeout_come_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("MILLPOND_MONGOD_BIN", "/opt/mongo/bin/mongod")
+    env.setenv("MILLPOND_TANSU_BIN", "/opt/tansu")
+    env.setenv("MILLPOND_PG_BIN", "/opt/pg/bin")
+    env.setenv("MILLPOND_LOCK_TIMEOUT_S", "90")
+    cfg = settings_mod.load()
+    assert (cfg.mongod_bin, cfg.tansu_bin, cfg.pg_bin) == (
+        Path("/opt/mongo/bin/mongod"),
+        Path("/opt/tansu"),
+        Path("/opt/pg/bin"),
+    )
+    assert cfg.lock_timeout_s == 90.0

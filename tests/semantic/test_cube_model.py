@@ -24,8 +24,9 @@ import requests
 
 from bench.publish import build_gold
 from millpond.services import CubeDatabase, CubeServer, PostgresCluster
-from tests.support.ports import free_port
 from millpond.serving import PostgresServingTarget
+from millpond.settings import Settings
+from tests.support.ports import free_port
 
 READER = "cube_reader_test"
 
@@ -50,7 +51,9 @@ class Cube:
 
 
 @pytest.fixture(scope="module")
-def cube(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster) -> Iterator[Cube]:
+def cube(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster, machine_settings: Settings
+) -> Iterator[Cube]:
     root = tmp_path_factory.mktemp("cube")
     warehouse = root / "warehouse" / "millpond.duckdb"
     warehouse.parent.mkdir()
@@ -62,7 +65,8 @@ def cube(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster) ->
             conn.execute(f"CREATE ROLE {READER} LOGIN")
     PostgresServingTarget(serving_uri, reader_role=READER).publish(warehouse, sorted(tables), "cube-test")
     secret = secrets.token_urlsafe(32)
-    server = CubeServer(root, free_port(), CubeDatabase("127.0.0.1", postgres.port, database, READER), secret)
+    database_login = CubeDatabase("127.0.0.1", postgres.port, database, READER)
+    server = CubeServer(root, free_port(), database_login, secret, machine_settings.project_dir)
     server.start()
     try:
         yield Cube(server.uri, secret, warehouse)

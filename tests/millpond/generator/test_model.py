@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from ingest.vocabulary import EVENT_TYPES, ORDER_STATUSES
 from millpond.generator.model import GeneratorConfig, ShopModel, ts
 
 
@@ -60,3 +61,21 @@ def test_faults_duplicate_and_corrupt_at_configured_rates():
     assert sum(1 for m in faulty if m.event is None) == len(msgs)
     ids = [m.event["event_id"] for m in faulty if m.event is not None]
     assert len(set(ids)) == len(msgs)
+
+
+def test_statuses_and_event_types_come_from_the_one_vocabulary():
+    model = ShopModel(GeneratorConfig(cancel_rate=0.5), step_seed=3)
+    products = [model.product(i, datetime(2026, 1, 1, tzinfo=UTC)) for i in range(1, 6)]
+    statuses, events = set(), {}
+    for number in range(1, 60):
+        order = model.order(number, datetime(2026, 3, 1, 12, tzinfo=UTC), "cus_000001", products)
+        messages = model.clickstream("s", order["created_at"], None, ["prd_0001"], order["_id"])
+        messages += model.lifecycle_events(order, model.advance(order, order["created_at"] + timedelta(days=30)))
+        statuses |= {step["status"] for step in order["status_history"]}
+        for message in messages:
+            events.setdefault(message.topic_key, set()).add(message.event["event_type"])
+    assert statuses == set(ORDER_STATUSES)
+    assert set(events) == set(EVENT_TYPES)
+    for stream, kinds in events.items():
+        assert kinds <= set(EVENT_TYPES[stream]), stream
+    assert events["payments"] == set(EVENT_TYPES["payments"]) - {"payment_failed"}  # the shop never fails a payment

@@ -4,8 +4,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from millpond import settings as settings_mod
 from millpond.errors import ServiceError
-from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, port_in_use
+from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster, local_services, port_in_use
 from tests.support.ports import free_port
 
 
@@ -41,19 +42,27 @@ def test_taken_port_gives_clear_error(tmp_path: Path):
             KafkaBroker(tmp_path, port).start()
 
 
-def test_missing_binary_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("MILLPOND_MONGOD", str(tmp_path / "no-mongod"))
+def test_missing_binary_says_how_to_install(tmp_path: Path):
     with pytest.raises(ServiceError, match="mongod binary not found") as err:
-        MongoReplicaSet(tmp_path, free_port()).start()
-    assert "unset MILLPOND_MONGOD" in str(err.value)
+        MongoReplicaSet(tmp_path, free_port(), tmp_path / "no-mongod").start()
+    assert "unset MILLPOND_MONGOD_BIN" in str(err.value)
 
 
-def test_failed_start_reports_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_binaries_come_from_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MILLPOND_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MILLPOND_MONGOD_BIN", str(tmp_path / "my-mongod"))
+    monkeypatch.setenv("MILLPOND_TANSU_BIN", str(tmp_path / "my-tansu"))
+    mongo, kafka = local_services(settings_mod.load())
+    assert isinstance(mongo, MongoReplicaSet) and mongo.binary == tmp_path / "my-mongod"
+    assert isinstance(kafka, KafkaBroker) and kafka.binary == tmp_path / "my-tansu"
+    assert mongo.root == tmp_path / "mongodb"
+
+
+def test_failed_start_reports_log_tail(tmp_path: Path):
     fake = tmp_path / "tansu"
     fake.write_text("#!/bin/sh\necho 'broker exploded' >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("MILLPOND_TANSU", str(fake))
-    broker = KafkaBroker(tmp_path, free_port())
+    broker = KafkaBroker(tmp_path, free_port(), fake)
     broker.start_timeout_s = 1.5
     with pytest.raises(ServiceError, match="broker exploded"):
         broker.start()

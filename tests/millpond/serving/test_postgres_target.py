@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -144,12 +143,12 @@ def test_a_publish_killed_mid_transaction_leaves_the_last_good_one(tmp_path: Pat
     target.publish(wh, ["gold.agg_daily_revenue"], run_id="good")
     _warehouse(wh, "20")
     script = (
-        "import sys; from pathlib import Path; from millpond.serving import PostgresServingTarget;"
+        "import sys; from pathlib import Path; from millpond import faults;"
+        "from millpond.serving import PostgresServingTarget; faults.arm('publish.postgres');"
         "PostgresServingTarget(sys.argv[1]).publish(Path(sys.argv[2]), ['gold.agg_daily_revenue'], 'killed')"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script, database, str(wh)],
-        env={**os.environ, "MILLPOND_CRASH_AFTER": "publish.postgres"},
         capture_output=True,
         timeout=120,
         check=False,

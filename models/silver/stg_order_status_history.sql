@@ -1,14 +1,11 @@
 MODEL (
-  name bronze.stg_order_status_history,
+  name silver.stg_order_status_history,
   kind FULL,
-  cron '@daily',
   grain (order_id, status_seq),
-  owner 'data-platform',
-  tags (millpond, bronze),
   audits (
     not_null(columns := (order_id, status_seq, status)),
     unique_combination_of_columns(columns := (order_id, status_seq)),
-    accepted_values(column := status, is_in := ('created', 'paid', 'shipped', 'delivered', 'cancelled'))
+    accepted_values(column := status, is_in := @order_statuses())
   ),
   description 'Status transitions of each order (embedded list in MongoDB orders), in list order.',
   column_descriptions (
@@ -24,13 +21,13 @@ WITH orders AS (
   SELECT
     _id AS order_id,
     _dlt_id AS order_row_id
-  FROM raw.mongo_orders
+  FROM bronze.mongo_orders
   WHERE _id IS NOT NULL
   QUALIFY @latest_version(_id, ingested_at := _ingested_at)
 ),
 
 history AS (
-  SELECT * FROM raw.mongo_orders__status_history
+  SELECT * FROM bronze.mongo_orders__status_history
 ),
 
 renamed AS (

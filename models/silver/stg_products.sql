@@ -1,10 +1,7 @@
 MODEL (
-  name bronze.stg_products,
+  name silver.stg_products,
   kind FULL,
-  cron '@daily',
   grain product_id,
-  owner 'data-platform',
-  tags (millpond, bronze),
   audits (
     not_null(columns := (product_id, sku, price)),
     unique_values(columns := (product_id)),
@@ -27,7 +24,7 @@ MODEL (
 );
 
 WITH source AS (
-  SELECT * FROM raw.mongo_products
+  SELECT * FROM bronze.mongo_products
 ),
 
 renamed AS (

@@ -1,20 +1,17 @@
 MODEL (
-  name bronze.stg_orders,
+  name silver.stg_orders,
   kind FULL,
-  cron '@daily',
   grain order_id,
-  owner 'data-platform',
-  tags (millpond, bronze),
   audits (
     not_null(columns := (order_id, customer_id, status, created_at, order_date)),
     unique_values(columns := (order_id)),
-    accepted_values(column := status, is_in := ('created', 'paid', 'shipped', 'delivered', 'cancelled'))
+    accepted_values(column := status, is_in := @order_statuses())
   ),
   description 'Orders from MongoDB: one row per order (its latest version), typed and renamed. Orders are mutable (status changes), so this model is rebuilt in full on every run.',
   column_descriptions (
     order_id = 'Order id (MongoDB _id).',
     customer_id = 'Customer who placed the order.',
-    status = 'Current status: created, paid, shipped, delivered or cancelled.',
+    status = 'Current status, one of ORDER_STATUSES in ingest/vocabulary.py.',
     is_cancelled = 'TRUE when the current status is cancelled.',
     currency = 'ISO 4217 currency code of the order.',
     source_total_amount = 'total_amount as stored on the MongoDB document (not trusted: gold recomputes totals from line items).',
@@ -28,7 +25,7 @@ MODEL (
 );
 
 WITH source AS (
-  SELECT * FROM raw.mongo_orders
+  SELECT * FROM bronze.mongo_orders
 ),
 
 renamed AS (

@@ -1,21 +1,18 @@
 MODEL (
-  name bronze.stg_clickstream_events,
+  name silver.stg_clickstream_events,
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column event_ts
   ),
-  cron '@daily',
   grain event_id,
-  owner 'data-platform',
-  tags (millpond, bronze, events),
   audits (
     not_null(columns := (event_id, event_type, event_ts, event_date, session_id)),
     unique_values(columns := (event_id)),
-    accepted_values(column := event_type, is_in := ('page_view', 'add_to_cart', 'checkout_started', 'order_placed'))
+    accepted_values(column := event_type, is_in := @event_types(clickstream))
   ),
-  description 'Clickstream events from Kafka topic shop.clickstream. Delivery is at-least-once, so the same event_id can sit at several offsets: one row per event_id is kept (the earliest offset). Incremental by event_ts; each daily interval is recomputed from raw on restatement.',
+  description 'Clickstream events from Kafka topic shop.clickstream. Delivery is at-least-once, so the same event_id can sit at several offsets: one row per event_id is kept (the earliest offset). Incremental by event_ts; each daily interval is recomputed from bronze on restatement.',
   column_descriptions (
     event_id = 'Event id (producer generated, unique per event).',
-    event_type = 'page_view, add_to_cart, checkout_started or order_placed.',
+    event_type = 'Event type, one of EVENT_TYPES["clickstream"] in ingest/vocabulary.py.',
     event_ts = 'When the event happened (UTC).',
     event_date = 'UTC date of event_ts.',
     session_id = 'Browser session.',
@@ -32,7 +29,7 @@ MODEL (
 
 WITH source AS (
   SELECT *
-  FROM raw.kafka_clickstream
+  FROM bronze.kafka_clickstream
   WHERE event_ts BETWEEN @start_ts AND @end_ts
 ),
 

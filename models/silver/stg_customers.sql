@@ -1,16 +1,13 @@
 MODEL (
-  name bronze.stg_customers,
+  name silver.stg_customers,
   kind FULL,
-  cron '@daily',
   grain customer_id,
-  owner 'data-platform',
-  tags (millpond, bronze),
   audits (
     not_null(columns := (customer_id, created_at)),
     unique_values(columns := (customer_id)),
     number_of_rows(threshold := 0)
   ),
-  description 'Customers from MongoDB: typed, renamed, one row per customer (latest version). Holds PII (name, email, phone, street): PII stays in bronze and never reaches gold.',
+  description 'Customers from MongoDB: typed, renamed, one row per customer (latest version). Holds PII (name, email, phone, street): PII never reaches gold.',
   column_descriptions (
     customer_id = 'Customer id (MongoDB _id).',
     customer_name = 'PII: full name, trimmed.',
@@ -28,7 +25,7 @@ MODEL (
 );
 
 WITH source AS (
-  SELECT * FROM raw.mongo_customers
+  SELECT * FROM bronze.mongo_customers
 ),
 
 renamed AS (

@@ -1,10 +1,7 @@
 MODEL (
-  name bronze.stg_order_line_items,
+  name silver.stg_order_line_items,
   kind FULL,
-  cron '@daily',
   grain (order_id, line_no),
-  owner 'data-platform',
-  tags (millpond, bronze),
   audits (
     not_null(columns := (order_id, line_no, quantity, unit_price, line_total)),
     unique_combination_of_columns(columns := (order_id, line_no)),
@@ -28,13 +25,13 @@ WITH orders AS (
   SELECT
     _id AS order_id,
     _dlt_id AS order_row_id
-  FROM raw.mongo_orders
+  FROM bronze.mongo_orders
   WHERE _id IS NOT NULL
   QUALIFY @latest_version(_id, ingested_at := _ingested_at)
 ),
 
 line_items AS (
-  SELECT * FROM raw.mongo_orders__line_items
+  SELECT * FROM bronze.mongo_orders__line_items
 ),
 
 renamed AS (

@@ -1,26 +1,24 @@
 MODEL (
-  name bronze.stg_shipment_events,
+  name silver.stg_payment_events,
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column event_ts
   ),
-  cron '@daily',
   grain event_id,
-  owner 'data-platform',
-  tags (millpond, bronze, events),
   audits (
     not_null(columns := (event_id, event_type, event_ts, event_date, order_id)),
     unique_values(columns := (event_id)),
-    accepted_values(column := event_type, is_in := ('shipment_created', 'shipment_delivered'))
+    accepted_values(column := event_type, is_in := @event_types(payments))
   ),
-  description 'Shipment events from Kafka topic shop.shipments, one row per event_id (earliest offset kept). Incremental by event_ts.',
+  description 'Payment events from Kafka topic shop.payments, one row per event_id (earliest offset kept). Incremental by event_ts.',
   column_descriptions (
     event_id = 'Event id (producer generated, unique per event).',
-    event_type = 'shipment_created or shipment_delivered.',
+    event_type = 'Event type, one of EVENT_TYPES["payments"] in ingest/vocabulary.py.',
     event_ts = 'When the event happened (UTC).',
     event_date = 'UTC date of event_ts.',
-    order_id = 'Shipped order.',
-    carrier = 'Carrier name.',
-    tracking_number = 'Carrier tracking number.',
+    order_id = 'Order the payment belongs to.',
+    amount = 'Amount (sent as a decimal string), NULL when it is not a number.',
+    currency = 'ISO 4217 currency code.',
+    payment_method = 'Payment method (card, paypal, ...).',
     kafka_partition = 'Kafka partition of the kept copy.',
     kafka_offset = 'Kafka offset of the kept copy (earliest).',
     ingested_at = 'When dlt loaded the kept copy.'
@@ -29,7 +27,7 @@ MODEL (
 
 WITH source AS (
   SELECT *
-  FROM raw.kafka_shipments
+  FROM bronze.kafka_payments
   WHERE event_ts BETWEEN @start_ts AND @end_ts
 ),
 
@@ -39,8 +37,9 @@ renamed AS (
     LOWER(@clean_text(event_type)) AS event_type,
     event_ts,
     @clean_text(payload ->> '$.order_id') AS order_id,
-    @clean_text(payload ->> '$.carrier') AS carrier,
-    @clean_text(payload ->> '$.tracking_number') AS tracking_number,
+    TRY_CAST(payload ->> '$.amount' AS DECIMAL(18, 2)) AS amount,
+    UPPER(@clean_text(payload ->> '$.currency')) AS currency,
+    LOWER(@clean_text(payload ->> '$.method')) AS payment_method,
     "partition" AS kafka_partition,  -- noqa: RF06
     "offset" AS kafka_offset,
     _ingested_at AS ingested_at
@@ -60,8 +59,9 @@ SELECT
   event_ts::TIMESTAMPTZ AS event_ts,
   @utc_date(event_ts) AS event_date,
   order_id::VARCHAR AS order_id,
-  carrier::VARCHAR AS carrier,
-  tracking_number::VARCHAR AS tracking_number,
+  amount,
+  currency::VARCHAR AS currency,
+  payment_method::VARCHAR AS payment_method,
   kafka_partition::BIGINT AS kafka_partition,
   kafka_offset::BIGINT AS kafka_offset,
   ingested_at::TIMESTAMPTZ AS ingested_at
