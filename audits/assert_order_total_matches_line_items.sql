@@ -1,5 +1,6 @@
 -- gold.fct_orders, end-to-end reconciliation with bronze: every order's order_total equals the
--- sum of quantity * unit_price over the line items of the order's current bronze version, and
+-- sum of quantity * unit_price over the line items of the order's current bronze version (the
+-- same survivor and delete rules as silver, from macros/millpond.py), and
 -- item_count the sum of their quantities. Catches fan-out joins, lost or duplicated lines and
 -- rounding drift anywhere between bronze and gold.
 -- It reads bronze directly: an audit runs against physical tables, where the other models' views
@@ -8,15 +9,21 @@ AUDIT (
   name assert_order_total_matches_line_items
 );
 
-WITH current_orders AS (
+WITH latest_orders AS (
   SELECT
     _id AS order_id,
-    _dlt_id AS order_row_id
+    _dlt_id AS order_row_id,
+    _deleted_at
   FROM bronze.mongo_orders
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY _id
-    ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC NULLS LAST
-  ) = 1
+  QUALIFY @latest_landed_version(_id)
+),
+
+current_orders AS (
+  SELECT
+    order_id,
+    order_row_id
+  FROM latest_orders
+  WHERE NOT @is_deleted(_deleted_at)
 ),
 
 line_totals AS (

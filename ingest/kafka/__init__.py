@@ -1,23 +1,56 @@
-"""Kafka source: one append-only table per topic, offsets kept in dlt state.
+"""Kafka source: one table per stream (``kafka_<stream>``), contracts at the edge, positions in dlt state.
 
-Each run reads every partition from the offset after the last loaded message until the broker
-reports the end of the partition, so a run is bounded. Offsets live in the resource state,
+Each run reads every partition from the position after the last loaded message until the
+broker reports the end of the partition, so a run is bounded. Messages that meet their
+stream's contract (``ingest/kafka/contracts.py``) land as Arrow batches; the others go to the
+dead-letter table with their exact bytes and the reason. Positions live in the resource state,
 which dlt commits with the load package: a crashed run re-reads the same messages, and the
-merge on ``(topic, partition, offset)`` keeps that idempotent (at-least-once + dedup).
-Messages that are not valid events go to the dead-letter table with the reason.
+merge on ``(topic, partition, offset)`` keeps that idempotent. A stored position is checked
+against the message it was taken from, so a recreated topic stops the run (TopicRecreated).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import dlt
 from dlt.sources import DltResource
 
-from ingest.kafka.helpers import ENVELOPE_COLUMNS, KafkaCredentials, read_topic
+from ingest.kafka.contracts import DEFAULT_MAX_FUTURE_SKEW_S
+from ingest.kafka.helpers import (
+    BrokerUnreachable,
+    KafkaCredentials,
+    KafkaSourceError,
+    TopicRecreated,
+    TopicUnavailable,
+    commit_offsets,
+    offsets_of,
+)
+from ingest.kafka.reader import ReadOptions, read_topic
+from ingest.kafka.rows import ENVELOPE_COLUMNS, table_hints
 
-__all__ = ["ENVELOPE_COLUMNS", "KafkaCredentials", "kafka_source", "topic_messages"]
+__all__ = [
+    "ARROW_NORMALIZER_CONFIG",
+    "ENVELOPE_COLUMNS",
+    "BrokerUnreachable",
+    "KafkaCredentials",
+    "KafkaSourceError",
+    "TopicRecreated",
+    "TopicUnavailable",
+    "commit_offsets",
+    "kafka_source",
+    "offsets_of",
+    "topic_messages",
+]
+
+# Arrow items get dlt's row columns only from the parquet normalizer, and only when asked;
+# the staging models read ``_dlt_load_id``.
+ARROW_NORMALIZER_CONFIG = {
+    "normalize.parquet_normalizer.add_dlt_load_id": True,
+    "normalize.parquet_normalizer.add_dlt_id": True,
+}
 
 
 @dlt.source(name="kafka")
@@ -25,30 +58,50 @@ def kafka_source(
     credentials: KafkaCredentials = dlt.secrets.value,
     topics: Mapping[str, str] = dlt.config.value,
     timeout_s: float = 30.0,
+    optional_topics: Sequence[str] = (),
+    max_batch_messages: int = 50_000,
+    max_batch_bytes: int = 32 * 1024 * 1024,
+    max_batch_seconds: float = 5.0,
+    max_message_bytes: int = 1024 * 1024,
+    earliest_event_time: datetime | None = None,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
 ) -> Iterator[DltResource]:
     """One resource per stream (``kafka_<stream>``), e.g. ``kafka_clickstream`` for ``shop.clickstream``.
 
     Args:
         credentials: brokers and authentication; from ``sources.kafka.credentials`` when not passed.
         topics: stream name -> topic name; from ``sources.kafka.topics`` when not passed.
-        timeout_s: the longest wait for any broker call or poll.
+        timeout_s: the longest wait for any broker call, and for a message or end of partition.
+        optional_topics: topics (names, or stream names) that may not exist yet; any other
+            topic the broker does not know fails the read.
+        max_batch_messages, max_batch_bytes, max_batch_seconds: bounds of one Arrow batch.
+        max_message_bytes: a larger value is dead-lettered as oversized.
+        earliest_event_time, max_future_skew_s: event times before the one or after now plus
+            the other are implausible and dead-lettered.
     """
+    for key, value in ARROW_NORMALIZER_CONFIG.items():
+        dlt.config[key] = value
+    optional = set(optional_topics)
     for stream, topic in topics.items():
-        yield dlt.resource(topic_messages, name=f"kafka_{stream}")(credentials, topic, f"kafka_{stream}", timeout_s)
+        options = ReadOptions(
+            timeout_s=timeout_s,
+            max_batch_messages=max_batch_messages,
+            max_batch_bytes=max_batch_bytes,
+            max_batch_seconds=max_batch_seconds,
+            max_message_bytes=max_message_bytes,
+            earliest_event_time=earliest_event_time,
+            max_future_skew_s=max_future_skew_s,
+            optional=topic in optional or stream in optional,
+        )
+        yield dlt.resource(topic_messages, name=f"kafka_{stream}")(credentials, stream, topic, options)
 
 
-def topic_messages(credentials: KafkaCredentials, topic: str, table_name: str, timeout_s: float) -> Iterator[Any]:
-    """All messages of ``topic`` after the offsets in this resource's state, as rows of ``table_name``.
+def topic_messages(credentials: KafkaCredentials, stream: str, topic: str, options: ReadOptions) -> Iterator[Any]:
+    """All messages of ``topic`` after the positions in this resource's state.
 
-    The table hints travel with each page (a table variant, like the dead letters) rather than
+    The table hints travel with each batch (a table variant, like the dead letters) rather than
     being resource hints, which dlt would copy into every table the resource dispatches to,
     the dead-letter table included.
     """
-    table = dlt.mark.make_hints(
-        table_name=table_name,
-        primary_key=["topic", "partition", "offset"],
-        write_disposition="merge",
-        columns=ENVELOPE_COLUMNS,
-    )
-    offsets: dict[str, int] = dlt.current.resource_state().setdefault("offsets", {})
-    yield from read_topic(credentials, topic, table, offsets, timeout_s)
+    state = dlt.current.resource_state()
+    yield from read_topic(credentials, stream, topic, table_hints(f"kafka_{stream}"), state, options)

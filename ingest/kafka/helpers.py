@@ -1,34 +1,61 @@
-"""Helpers of the Kafka source: credentials, the bounded consumer loop and the landed row of a message."""
+"""Helpers of the Kafka source: credentials, errors, the consumer, topic metadata and the group commit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from datetime import UTC, datetime
+import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import dlt
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from ingest.dead_letter import dead_letter
-from ingest.kafka.events import parse_event
+log = logging.getLogger("ingest.kafka")
+BOOTSTRAP_SETTING = "MILLPOND_KAFKA_BOOTSTRAP"
+REBASELINE_COMMAND = "millpond kafka rebaseline {topic}"
+DIGITS = re.compile(r"\d+")
 
-PAGE_SIZE = 1_000  # rows handed to dlt at once
 
-ENVELOPE_COLUMNS: dict[str, Any] = {
-    "topic": {"data_type": "text"},
-    "partition": {"data_type": "bigint"},
-    "offset": {"data_type": "bigint"},
-    "message_key": {"data_type": "text"},
-    "message_ts": {"data_type": "timestamp"},
-    "event_id": {"data_type": "text"},
-    "event_type": {"data_type": "text"},
-    "event_ts": {"data_type": "timestamp"},
-    "payload": {"data_type": "json"},
-    "_ingested_at": {"data_type": "timestamp"},
-}
+class KafkaSourceError(Exception):
+    """A Kafka read that cannot go on; the message is one line that says what to check."""
+
+
+class BrokerUnreachable(KafkaSourceError):
+    """No broker at the bootstrap address answered within the timeout."""
+
+    def __init__(self, bootstrap: str, timeout_s: float, detail: str) -> None:
+        self.bootstrap = bootstrap
+        super().__init__(
+            f"Kafka broker unreachable at {bootstrap} within {timeout_s:g}s ({detail}); "
+            f"check {BOOTSTRAP_SETTING} and that the broker runs"
+        )
+
+
+class TopicUnavailable(KafkaSourceError):
+    """The broker reports an error for the topic's metadata (unknown topic, authorization, ...)."""
+
+    def __init__(self, topic: str, detail: str) -> None:
+        self.topic = topic
+        super().__init__(
+            f"Kafka topic {topic} is not readable: {detail}; create it, grant this client Describe/Read on it, "
+            "or mark it optional"
+        )
+
+
+class TopicRecreated(KafkaSourceError):
+    """The stored position of a partition does not point after the message it was taken from."""
+
+    def __init__(self, topic: str, partition: int, detail: str) -> None:
+        self.topic = topic
+        self.partition = partition
+        super().__init__(
+            f"Kafka topic {topic} partition {partition} was recreated or truncated: {detail}; nothing was read. "
+            f"If the new topic is the one to load from its start, run `{REBASELINE_COMMAND.format(topic=topic)}` "
+            "(see docs/pipelines/kafka.md)"
+        )
 
 
 @configspec
@@ -46,24 +73,15 @@ class KafkaCredentials(CredentialsConfiguration):
     sasl_username: str | None = None
     sasl_password: TSecretStrValue | None = None
     ssl_ca_location: str | None = None
-    # librdkafka requires a group id; the source assigns partitions itself and never commits to it
+    # the consumer group the loaded positions are committed to (reads assign partitions themselves)
     group_id: str = "millpond-dlt"
 
-    def consumer_config(self, timeout_s: float) -> dict[str, Any]:
-        """The confluent-kafka consumer configuration for a bounded read to the end of each partition."""
+    def client_config(self, timeout_s: float) -> dict[str, Any]:
+        """Connection and authentication settings shared by every client of the source."""
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
-            "group.id": self.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            # A stored offset the broker no longer has (topic recreated, retention) is an error, never
-            # silently reset: re-read offsets would overwrite other messages' landed rows.
-            "auto.offset.reset": "error",
             "socket.timeout.ms": int(timeout_s * 1000),
-            "enable.partition.eof": True,
-            # The read stops at end-of-partition, so the broker need not hold the last fetch open.
-            "fetch.wait.max.ms": 10,
         }
         optional = {
             "sasl.mechanisms": self.sasl_mechanisms,
@@ -74,92 +92,138 @@ class KafkaCredentials(CredentialsConfiguration):
         config.update({key: value for key, value in optional.items() if value is not None})
         return config
 
+    def consumer_config(self, timeout_s: float) -> dict[str, Any]:
+        """The confluent-kafka consumer configuration for a bounded read to the end of each partition."""
+        return {
+            **self.client_config(timeout_s),
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # An offset the broker no longer has is an error, never a silent reset: the stored
+            # position is checked against the broker instead (see TopicRecreated).
+            "auto.offset.reset": "error",
+            "enable.partition.eof": True,
+            # The read stops at end-of-partition, so the broker need not hold the last fetch open.
+            "fetch.wait.max.ms": 10,
+        }
 
-def read_topic(
-    credentials: KafkaCredentials,
-    topic: str,
-    table: Any,
-    offsets: MutableMapping[str, int],
-    timeout_s: float,
-) -> Iterator[Any]:
-    """Pages of landed rows (and single dead letters) of ``topic`` after ``offsets``, up to each partition's end.
 
-    ``offsets`` (partition -> next offset) is updated as messages are read. The end is the
-    end-of-partition event that comes with the fetch; a poll that returns nothing within
-    ``timeout_s`` raises, so an unreachable broker fails the run instead of ending it as caught up.
-    ``table`` holds the hints every page carries.
+class LibrdkafkaLog:
+    """librdkafka's log lines into the ``ingest.kafka.librdkafka`` logger, each distinct line once.
+
+    librdkafka repeats a failing connection's line on every reconnect; the source raises its
+    own error for that, so the lines are kept at WARNING at most and repeats are only counted.
     """
-    consumer = Consumer(credentials.consumer_config(timeout_s))
-    ingested_at = datetime.now(UTC)
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("ingest.kafka.librdkafka")
+        self.seen: dict[str, int] = {}
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        text = fmt % args if args else fmt
+        line = DIGITS.sub("#", text.split("]: ", 1)[-1])
+        count = self.seen.get(line, 0)
+        self.seen[line] = count + 1
+        if count == 0:
+            self.logger.log(min(level, logging.WARNING), "%s", text)
+
+    @property
+    def suppressed(self) -> int:
+        return sum(n - 1 for n in self.seen.values())
+
+
+class SourceConsumer:
+    """A confluent-kafka Consumer whose logs and global errors go through :class:`LibrdkafkaLog`."""
+
+    def __init__(self, credentials: KafkaCredentials, timeout_s: float) -> None:
+        self.bootstrap = credentials.bootstrap_servers
+        self.timeout_s = timeout_s
+        self.librdkafka_log = LibrdkafkaLog()
+        self.last_error: KafkaError | None = None
+        self.consumer = Consumer(
+            credentials.consumer_config(timeout_s), logger=self.librdkafka_log, error_cb=self._on_error
+        )
+
+    def _on_error(self, error: KafkaError) -> None:
+        self.last_error = error
+
+    def unreachable(self, detail: str) -> BrokerUnreachable:
+        if self.last_error is not None:
+            detail = f"{detail}; last client error: {self.last_error.str()}"
+        return BrokerUnreachable(self.bootstrap, self.timeout_s, detail)
+
+    def partitions(self, topic: str, *, optional: bool) -> list[int] | None:
+        """The topic's partitions; None for an optional topic that does not exist (yet).
+
+        Raises BrokerUnreachable when no broker answers within the timeout, TopicUnavailable
+        for any metadata error of the topic (unless optional and merely unknown).
+        """
+        try:
+            metadata = self.consumer.list_topics(topic, timeout=self.timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            raise self.unreachable(error.str() if error else str(exc)) from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            error = found.error if found is not None else None
+            unknown = error is None or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if optional and unknown:
+                log.info("kafka.topic.absent_optional topic=%s", topic)
+                return None
+            raise TopicUnavailable(topic, error.str() if error else "the broker does not know it")
+        if not found.partitions:
+            raise TopicUnavailable(topic, "it has no partitions")
+        for number, partition in found.partitions.items():
+            if partition.error is not None and partition.error.code() != KafkaError.LEADER_NOT_AVAILABLE:
+                raise TopicUnavailable(topic, f"partition {number}: {partition.error.str()}")
+        return sorted(found.partitions)
+
+    def close(self) -> None:
+        self.consumer.close()
+        if self.librdkafka_log.suppressed:
+            log.info("kafka.librdkafka.repeats_suppressed count=%d", self.librdkafka_log.suppressed)
+
+
+def offsets_of(positions: Mapping[str, Mapping[str, Any]]) -> dict[int, int]:
+    """partition -> next offset, from a resource state's ``positions``."""
+    return {int(partition): int(position["offset"]) for partition, position in positions.items()}
+
+
+def commit_offsets(
+    credentials: KafkaCredentials,
+    group_id: str,
+    offsets: Mapping[str, Mapping[int, int]],
+    timeout_s: float,
+) -> None:
+    """Commit ``{topic: {partition: next_offset}}`` to ``group_id``, so lag shows in Kafka tooling.
+
+    The positions that count are the ones in dlt state; this is a copy for operators, made
+    after the load that stored them.
+    """
+    partitions = [
+        TopicPartition(topic, int(partition), int(offset))
+        for topic, by_partition in offsets.items()
+        for partition, offset in by_partition.items()
+    ]
+    if not partitions:
+        return
+    config = {**credentials.consumer_config(timeout_s), "group.id": group_id}
+    librdkafka_log = LibrdkafkaLog()
+    consumer = Consumer(config, logger=librdkafka_log)
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            return  # topic not created yet: nothing to read
-        pending = set(metadata.partitions)
-        consumer.assign([TopicPartition(topic, p, offsets.get(str(p), OFFSET_BEGINNING)) for p in sorted(pending)])
-        page: list[dict[str, Any]] = []
-        while pending:
-            msg = consumer.poll(timeout_s)
-            if msg is None:
-                raise KafkaException(
-                    f"no message or end-of-partition from {topic} partitions {sorted(pending)} within {timeout_s}s "
-                    f"(stored offsets {dict(offsets)}): the broker is unreachable, or the topic was recreated and "
-                    "the stored offsets are beyond its end; see docs/runbooks/pipeline-failed.md"
-                )
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                    continue
-                if error.code() == KafkaError._AUTO_OFFSET_RESET:
-                    raise KafkaException(
-                        f"the offset stored for {topic} [{msg.partition()}] is no longer on the broker "
-                        f"({error.str()}); the topic was recreated or its retention passed the consumer. "
-                        "See docs/runbooks/pipeline-failed.md (Kafka offsets out of range)"
-                    )
-                raise KafkaException(error)
-            offsets[str(msg.partition())] = int(msg.offset() or 0) + 1
-            row = message_row(topic, msg, ingested_at)
-            if not isinstance(row, dict):
-                yield row  # a dead letter, routed to its own table
-                continue
-            page.append(row)
-            if len(page) >= PAGE_SIZE:
-                yield dlt.mark.with_hints(page, table, create_table_variant=True)
-                page = []
-        if page:
-            yield dlt.mark.with_hints(page, table, create_table_variant=True)
+        try:
+            result = consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            raise KafkaSourceError(
+                f"committing offsets of group {group_id} to {credentials.bootstrap_servers} failed: "
+                f"{error.str() if error else exc}; check {BOOTSTRAP_SETTING} and the group's ACLs"
+            ) from exc
+        failed = [tp for tp in result or [] if tp.error is not None]
+        if failed:
+            raise KafkaSourceError(
+                f"committing offsets of group {group_id} failed for "
+                + ", ".join(f"{tp.topic} [{tp.partition}]: {tp.error}" for tp in failed)
+            )
     finally:
         consumer.close()
-
-
-def message_row(topic: str, msg: Message, ingested_at: datetime) -> Any:
-    """The landed row of a valid event, or a dead letter naming what is wrong with it."""
-    raw_key = msg.key()
-    key = raw_key.decode("utf-8", "replace") if raw_key else None
-    raw = msg.value() or b""
-    _ts_type, ts_ms = msg.timestamp()
-    event, problem = parse_event(raw)
-    if problem or event is None:
-        return dead_letter(
-            source="kafka",
-            origin=topic,
-            record_id=f"{msg.partition()}:{msg.offset()}",
-            record_key=key,
-            partition=msg.partition(),
-            offset=msg.offset(),
-            raw_value=raw.decode("utf-8", "replace"),
-            reason=problem or "unparseable",
-        )
-    return {
-        "topic": topic,
-        "partition": msg.partition(),
-        "offset": msg.offset(),
-        "message_key": key,
-        "message_ts": datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms and ts_ms > 0 else None,
-        "event_id": event["event_id"],
-        "event_type": event["event_type"],
-        "event_ts": event["_event_ts"],
-        "payload": {k: v for k, v in event.items() if k != "_event_ts"},
-        "_ingested_at": ingested_at,
-    }

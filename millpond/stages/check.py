@@ -30,6 +30,7 @@ class ContractOutcome:
     checks: int
     passed: int
     failed: int
+    warned: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -51,7 +52,8 @@ class CheckReport:
             "ok": self.ok,
             "seconds": self.seconds,
             "contracts": {
-                o.contract: {"checks": o.checks, "passed": o.passed, "failed": o.failed} for o in self.outcomes
+                o.contract: {"checks": o.checks, "passed": o.passed, "failed": o.failed, "warned": o.warned}
+                for o in self.outcomes
             },
         }
 
@@ -98,6 +100,7 @@ def verify(settings: Settings, contract: Path) -> ContractOutcome:
         checks=result.number_of_checks,
         passed=result.number_of_checks_passed,
         failed=result.number_of_checks_failed,
+        warned=sum(1 for contract in result.results for check in contract.check_results if check.is_warned),
         errors=errors,
     )
 
@@ -122,8 +125,11 @@ def _check(settings: Settings) -> CheckReport:
             progress=f"{position}/{len(contracts)}",
             checks=outcome.checks,
             failed=outcome.failed,
+            warned=outcome.warned,
             errors=len(outcome.errors),
         )
+        if outcome.warned:
+            log.warning("check.contract.warned", contract=outcome.contract, warned=outcome.warned)
         outcomes.append(outcome)
     report = CheckReport(outcomes, round(time.monotonic() - started, 2))
     if not report.ok:

@@ -5,6 +5,8 @@ interval already built would never reach gold. After each ingest this stage ther
 the earliest business date among landed (``bronze``) rows loaded since its last successful run,
 and restates the models from that date (each interval is rebuilt idempotently from bronze). A
 crash before the watermark is saved just means the next run restates the same window again.
+A tombstone (a MongoDB delete) has no business time of its own unless it carries the pre-image,
+and a quarantined version lands none: their date is the one the entity was built into in gold.
 The landed tables are the ingest stage's: this stage only reads them.
 """
 
@@ -41,6 +43,26 @@ BUSINESS_TIME: dict[str, str | None] = {
 }
 
 
+@dataclass(frozen=True)
+class BuiltDate:
+    """Where the business date of an entity already built can be read back by its MongoDB ``_id``."""
+
+    table: str
+    key: str
+    date: str
+
+
+# landed table -> the built table holding each entity's business date: a delete or a quarantined
+# version restates the day the entity is in (the tombstone's own created_at, when it has a
+# pre-image, counts too). Gold is read, not silver, because gold is what must lose the entity: a
+# restatement killed after rebuilding silver still finds it there.
+BUILT_DATE: dict[str, BuiltDate] = {
+    "mongo_orders": BuiltDate("gold.fct_orders", "order_id", "order_date"),
+}
+# rows of the landed table aliased `landed` that a load after the watermark (the parameter) brought
+NEW_ROWS = "try_cast(landed._dlt_load_id as double) > try_cast(? as double)"
+
+
 @dataclass
 class TransformReport:
     restated_from: date | None
@@ -63,20 +85,80 @@ def pending_window(settings: Settings, today: date | None = None) -> tuple[date 
             f"select load_id from {DATASET}._dlt_loads where status = 0 "
             "order by try_cast(load_id as double) desc limit 1"
         ).fetchone()
-        watermark = _watermark(con)
-        starts = []
-        for table, column in BUSINESS_TIME.items():
-            if table not in tables:
-                continue
-            business_date = f"cast({column} as date)" if column else "cast(? as date)"
+        watermark = _watermark(con) or "0"
+        built = {table: lookup for table, lookup in BUILT_DATE.items() if _relation_exists(con, lookup.table)}
+        starts = [
+            _landed_start(con, table, column, built.get(table), watermark, today)
+            for table, column in BUSINESS_TIME.items()
+            if table in tables
+        ]
+        if "dead_letter" in tables:
+            starts += _quarantined_starts(con, built, watermark, today)
+        dates = [start for start in starts if start is not None]
+    return (min(dates) if dates else None), (max_load[0] if max_load else None)
+
+
+def _landed_start(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    column: str | None,
+    built: BuiltDate | None,
+    watermark: str,
+    today: date,
+) -> date | None:
+    """Earliest business date among the rows of ``table`` loaded after ``watermark``."""
+    if column is None:
+        row = con.execute(f"select count(*) > 0 from {DATASET}.{table} as landed where {NEW_ROWS}", [watermark])
+        found = row.fetchone()
+        return today if found and found[0] else None
+    business_date = f"cast(landed.{column} as date)"
+    join = ""
+    if built is not None:  # least() skips NULLs: a tombstone without pre-image takes the built date
+        business_date = f"least({business_date}, built.{built.date})"
+        join = f"left join {built.table} as built on built.{built.key} = landed._id"
+    row = con.execute(
+        f"select min({business_date}) from {DATASET}.{table} as landed {join} where {NEW_ROWS}", [watermark]
+    )
+    found = row.fetchone()
+    return found[0] if found else None
+
+
+def _quarantined_starts(
+    con: duckdb.DuckDBPyConnection, built: dict[str, BuiltDate], watermark: str, today: date
+) -> list[date | None]:
+    """Business dates of the entities whose MongoDB dead letters were loaded after ``watermark``.
+
+    Their ``has_quarantined_version`` flag changes. A collection without a business time feeds FULL
+    models only, so it restates today, like a changed document of it does.
+    """
+    origins = con.execute(
+        f"select distinct landed.origin from {DATASET}.dead_letter as landed "
+        f"where landed.source = 'mongodb' and {NEW_ROWS}",
+        [watermark],
+    ).fetchall()
+    starts: list[date | None] = []
+    for (origin,) in origins:
+        table = f"mongo_{origin}"
+        if table in built:
+            lookup = built[table]
             row = con.execute(
-                f"select min({business_date}) from {DATASET}.{table} "
-                "where try_cast(_dlt_load_id as double) > try_cast(? as double)",
-                [*([] if column else [today]), watermark or "0"],
+                f"select min(built.{lookup.date}) from {DATASET}.dead_letter as landed "
+                f"join {lookup.table} as built on built.{lookup.key} = landed.record_key "
+                f"where landed.source = 'mongodb' and landed.origin = ? and {NEW_ROWS}",
+                [origin, watermark],
             ).fetchone()
-            if row and row[0] is not None:
-                starts.append(row[0])
-    return (min(starts) if starts else None), (max_load[0] if max_load else None)
+            starts.append(row[0] if row else None)
+        elif table in BUSINESS_TIME and BUSINESS_TIME[table] is None:
+            starts.append(today)
+    return starts
+
+
+def _relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    schema, table = name.split(".")
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _watermark(con: duckdb.DuckDBPyConnection) -> str | None:

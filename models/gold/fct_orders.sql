@@ -5,13 +5,13 @@ MODEL (
   ),
   grain order_id,
   audits (
-    not_null(columns := (order_id, customer_id, order_date, ordered_at, status, item_count, order_total, is_cancelled)),
+    not_null(columns := (order_id, customer_id, order_date, ordered_at, status, item_count, order_total, is_cancelled, has_quarantined_version)),
     unique_values(columns := (order_id)),
     accepted_values(column := status, is_in := @order_statuses()),
     assert_non_negative(column := order_total),
     assert_order_total_matches_line_items
   ),
-  description 'Order fact: one row per order with its current status and totals from the line items. Partitioned by order_date (UTC date of created_at). No PII.',
+  description 'Order fact: one row per order that exists at the source (a deleted order leaves it, and with it the revenue and counts of the daily aggregates), with its current status and totals from the line items. Partitioned by order_date (UTC date of created_at). No PII.',
   column_descriptions (
     order_id = 'Order id.',
     customer_id = 'Customer who placed the order (join to gold.dim_customers).',
@@ -22,7 +22,8 @@ MODEL (
     order_total = 'Sum of quantity * unit_price over the order lines.',
     currency = 'ISO 4217 currency code.',
     is_cancelled = 'TRUE when the current status is cancelled.',
-    updated_at = 'When the order was last changed (UTC).'
+    updated_at = 'When the order was last changed (UTC).',
+    has_quarantined_version = 'TRUE when a newer version of the order broke the contract and was quarantined (bronze.dead_letter, not replayed): this row shows the last version that passed. checks/contracts/fct_orders.yml counts them.'
   )
 );
 
@@ -42,5 +43,6 @@ SELECT
   @money(order_total) AS order_total,
   currency::VARCHAR AS currency,
   is_cancelled::BOOLEAN AS is_cancelled,
-  updated_at::TIMESTAMPTZ AS updated_at
+  updated_at::TIMESTAMPTZ AS updated_at,
+  has_quarantined_version::BOOLEAN AS has_quarantined_version
 FROM orders

@@ -10,7 +10,7 @@ MODEL (
     assert_non_negative(column := order_total),
     assert_non_negative(column := item_count)
   ),
-  description 'One row per order with its totals computed from the line items (item_count = units, order_total = sum(quantity * unit_price)). Partitioned by order_date (UTC date of created_at); a restated day is rebuilt from the current order versions.',
+  description 'One row per order that exists at the source (deleted orders are gone from silver.stg_orders) with its totals computed from the line items (item_count = units, order_total = sum(quantity * unit_price)). Partitioned by order_date (UTC date of created_at); a restated day is rebuilt from the current order versions.',
   column_descriptions (
     order_id = 'Order id.',
     customer_id = 'Customer who placed the order.',
@@ -23,7 +23,8 @@ MODEL (
     item_count = 'Units ordered: sum of line quantities (0 for an order without lines).',
     order_total = 'Sum of quantity * unit_price over the lines (0.00 for an order without lines).',
     source_total_amount = 'total_amount stored on the order document, kept for reconciliation.',
-    updated_at = 'When the order was last changed (UTC).'
+    updated_at = 'When the order was last changed (UTC).',
+    has_quarantined_version = 'TRUE when a newer version of the order was quarantined (see silver.stg_orders).'
   )
 );
 
@@ -62,7 +63,8 @@ final AS (
     COALESCE(line_totals.item_count, 0) AS item_count,
     COALESCE(line_totals.order_total, 0) AS order_total,
     orders.source_total_amount,
-    orders.updated_at
+    orders.updated_at,
+    orders.has_quarantined_version
   FROM orders
   LEFT JOIN line_totals
     ON orders.order_id = line_totals.order_id
@@ -80,5 +82,6 @@ SELECT
   item_count::BIGINT AS item_count,
   @money(order_total) AS order_total,
   source_total_amount,
-  updated_at::TIMESTAMPTZ AS updated_at
+  updated_at::TIMESTAMPTZ AS updated_at,
+  COALESCE(has_quarantined_version, FALSE)::BOOLEAN AS has_quarantined_version
 FROM final

@@ -9,7 +9,7 @@ MODEL (
     unique_values(columns := (event_id)),
     accepted_values(column := event_type, is_in := @event_types(clickstream))
   ),
-  description 'Clickstream events from Kafka topic shop.clickstream. Delivery is at-least-once, so the same event_id can sit at several offsets: one row per event_id is kept (the earliest offset). Incremental by event_ts; each daily interval is recomputed from bronze on restatement.',
+  description 'Clickstream events from Kafka topic shop.clickstream. Delivery is at-least-once, so the same event_id can sit at several offsets: one row per event_id is kept: the copy of the earliest load, then the lowest partition and offset within it (@first_kafka_copy), so a later delivery never changes the survivor. Incremental by event_ts; each daily interval is recomputed from bronze on restatement.',
   column_descriptions (
     event_id = 'Event id (producer generated, unique per event).',
     event_type = 'Event type, one of EVENT_TYPES["clickstream"] in ingest/vocabulary.py.',
@@ -20,9 +20,9 @@ MODEL (
     product_id = 'Product the event is about, if any.',
     order_id = 'Order placed (order_placed events only).',
     page_url = 'Page the event happened on.',
-    schema_version = 'Version of the producer message schema.',
-    kafka_partition = 'Kafka partition of the kept copy.',
-    kafka_offset = 'Kafka offset of the kept copy (earliest).',
+    schema_version = 'Version of the topic contract (JSON Schema) the message passed.',
+    kafka_partition = 'Kafka partition of the kept copy (the copy of the earliest load; within it the lowest partition, then offset).',
+    kafka_offset = 'Kafka offset of the kept copy.',
     ingested_at = 'When dlt loaded the kept copy.'
   )
 );
@@ -43,9 +43,11 @@ renamed AS (
     @clean_text(payload ->> '$.product_id') AS product_id,
     @clean_text(payload ->> '$.order_id') AS order_id,
     @clean_text(payload ->> '$.page_url') AS page_url,
-    TRY_CAST(payload ->> '$.schema_version' AS INT) AS schema_version,
+    -- the landed column names the contract the message passed; older rows carry it in the payload only
+    COALESCE(schema_version, TRY_CAST(payload ->> '$.schema_version' AS INT)) AS schema_version,
     "partition" AS kafka_partition,  -- noqa: RF06
     "offset" AS kafka_offset,
+    _dlt_load_id AS load_id,
     _ingested_at AS ingested_at
   FROM source
 ),

@@ -5,9 +5,10 @@ MODEL (
   audits (
     not_null(columns := (customer_id, created_at)),
     unique_values(columns := (customer_id)),
-    number_of_rows(threshold := 0)
+    number_of_rows(threshold := 0),
+    quarantined_versions
   ),
-  description 'Customers from MongoDB: typed, renamed, one row per customer (latest version). Holds PII (name, email, phone, street): PII never reaches gold.',
+  description 'Customers from MongoDB: typed, renamed, one row per customer that exists at the source (latest version); a customer whose latest landed row is a tombstone is dropped, PII included. Their orders stay (an order happened whoever placed it). Holds PII (name, email, phone, street): PII never reaches gold.',
   column_descriptions (
     customer_id = 'Customer id (MongoDB _id).',
     customer_name = 'PII: full name, trimmed.',
@@ -20,7 +21,8 @@ MODEL (
     created_at = 'When the customer signed up (UTC).',
     updated_at = 'When the customer document was last changed (UTC).',
     signup_date = 'UTC date of created_at.',
-    ingested_at = 'When dlt loaded the current version.'
+    ingested_at = 'When dlt loaded the current version.',
+    has_quarantined_version = 'TRUE when a newer version of the customer broke the contract and sits in bronze.dead_letter (not replayed).'
   )
 );
 
@@ -40,6 +42,8 @@ renamed AS (
     UPPER(@clean_text(address__country)) AS country,
     created_at,
     updated_at,
+    _deleted_at AS deleted_at,
+    _source_ts AS source_ts,
     _ingested_at AS ingested_at
   FROM source
   WHERE _id IS NOT NULL
@@ -49,6 +53,15 @@ deduplicated AS (
   SELECT *
   FROM renamed
   QUALIFY @latest_version(customer_id)
+),
+
+existing AS (
+  -- deletes are applied after the dedup: a tombstone hides every older version of its customer
+  SELECT
+    *,
+    @has_quarantined_version(customers, customer_id, ingested_at) AS has_quarantined_version
+  FROM deduplicated
+  WHERE NOT @is_deleted(deleted_at)
 )
 
 SELECT
@@ -63,5 +76,6 @@ SELECT
   created_at::TIMESTAMPTZ AS created_at,
   updated_at::TIMESTAMPTZ AS updated_at,
   @utc_date(created_at) AS signup_date,
-  ingested_at::TIMESTAMPTZ AS ingested_at
-FROM deduplicated
+  ingested_at::TIMESTAMPTZ AS ingested_at,
+  has_quarantined_version::BOOLEAN AS has_quarantined_version
+FROM existing

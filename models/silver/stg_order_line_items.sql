@@ -8,7 +8,7 @@ MODEL (
     assert_non_negative(column := quantity),
     assert_non_negative(column := unit_price)
   ),
-  description 'Order line items (embedded list in MongoDB orders): one row per order line of the current order version.',
+  description 'Order line items (embedded list in MongoDB orders): one row per order line of the current order version; the lines of a deleted order (tombstone in bronze) are dropped with it.',
   column_descriptions (
     order_id = 'Order the line belongs to.',
     line_no = 'Line number within the order (1-based).',
@@ -24,10 +24,18 @@ WITH orders AS (
   -- the current version of each order; dlt links child rows to it via _dlt_root_id
   SELECT
     _id AS order_id,
-    _dlt_id AS order_row_id
+    _dlt_id AS order_row_id,
+    _deleted_at
   FROM bronze.mongo_orders
   WHERE _id IS NOT NULL
-  QUALIFY @latest_version(_id, ingested_at := _ingested_at)
+  QUALIFY @latest_landed_version(_id)
+),
+
+existing_orders AS (
+  -- a deleted order takes its child rows with it, even where a tombstone's pre-image carried some
+  SELECT *
+  FROM orders
+  WHERE NOT @is_deleted(_deleted_at)
 ),
 
 line_items AS (
@@ -36,7 +44,7 @@ line_items AS (
 
 renamed AS (
   SELECT
-    orders.order_id,
+    existing_orders.order_id,
     COALESCE(line_items.line_no, line_items._dlt_list_idx + 1) AS line_no,
     @clean_text(line_items.product_id) AS product_id,
     UPPER(@clean_text(line_items.sku)) AS sku,
@@ -44,8 +52,8 @@ renamed AS (
     @money(line_items.unit_price) AS unit_price,
     line_items._dlt_list_idx AS list_idx
   FROM line_items
-  INNER JOIN orders
-    ON line_items._dlt_root_id = orders.order_row_id
+  INNER JOIN existing_orders
+    ON line_items._dlt_root_id = existing_orders.order_row_id
 )
 
 SELECT

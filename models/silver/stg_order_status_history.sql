@@ -7,7 +7,7 @@ MODEL (
     unique_combination_of_columns(columns := (order_id, status_seq)),
     accepted_values(column := status, is_in := @order_statuses())
   ),
-  description 'Status transitions of each order (embedded list in MongoDB orders), in list order.',
+  description 'Status transitions of each order (embedded list in MongoDB orders), in list order, for the current version of each order that exists at the source (a deleted order takes its history with it).',
   column_descriptions (
     order_id = 'Order whose status changed.',
     status_seq = 'Position of the transition in the order history (1-based).',
@@ -18,12 +18,21 @@ MODEL (
 );
 
 WITH orders AS (
+  -- the current version of each order; dlt links child rows to it via _dlt_root_id
   SELECT
     _id AS order_id,
-    _dlt_id AS order_row_id
+    _dlt_id AS order_row_id,
+    _deleted_at
   FROM bronze.mongo_orders
   WHERE _id IS NOT NULL
-  QUALIFY @latest_version(_id, ingested_at := _ingested_at)
+  QUALIFY @latest_landed_version(_id)
+),
+
+existing_orders AS (
+  -- a deleted order takes its child rows with it, even where a tombstone's pre-image carried some
+  SELECT *
+  FROM orders
+  WHERE NOT @is_deleted(_deleted_at)
 ),
 
 history AS (
@@ -32,13 +41,13 @@ history AS (
 
 renamed AS (
   SELECT
-    orders.order_id,
+    existing_orders.order_id,
     history._dlt_list_idx + 1 AS status_seq,
     LOWER(@clean_text(history.status)) AS status,
     history.at AS changed_at
   FROM history
-  INNER JOIN orders
-    ON history._dlt_root_id = orders.order_row_id
+  INNER JOIN existing_orders
+    ON history._dlt_root_id = existing_orders.order_row_id
 )
 
 SELECT

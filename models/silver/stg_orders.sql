@@ -7,7 +7,7 @@ MODEL (
     unique_values(columns := (order_id)),
     accepted_values(column := status, is_in := @order_statuses())
   ),
-  description 'Orders from MongoDB: one row per order (its latest version), typed and renamed. Orders are mutable (status changes), so this model is rebuilt in full on every run.',
+  description 'Orders from MongoDB: one row per order that exists at the source (its latest version), typed and renamed. An order whose latest landed row is a tombstone (deleted at the source) is dropped, and with it its lines and status history (stg_order_line_items, stg_order_status_history). Orders are mutable (status changes), so this model is rebuilt in full on every run.',
   column_descriptions (
     order_id = 'Order id (MongoDB _id).',
     customer_id = 'Customer who placed the order.',
@@ -20,7 +20,8 @@ MODEL (
     created_at = 'When the order was placed (UTC).',
     order_date = 'Business date: UTC date of created_at.',
     updated_at = 'When the order document was last changed (UTC).',
-    ingested_at = 'When dlt loaded the current version.'
+    ingested_at = 'When dlt loaded the current version.',
+    has_quarantined_version = 'TRUE when a newer version of the order broke the contract and sits in bronze.dead_letter (not replayed): this row is the last version that passed, not the current one.'
   )
 );
 
@@ -39,6 +40,8 @@ renamed AS (
     UPPER(@clean_text(shipping_address__country)) AS shipping_country,
     created_at,
     updated_at,
+    _deleted_at AS deleted_at,
+    _source_ts AS source_ts,
     _ingested_at AS ingested_at
   FROM source
   WHERE _id IS NOT NULL
@@ -48,6 +51,15 @@ deduplicated AS (
   SELECT *
   FROM renamed
   QUALIFY @latest_version(order_id)
+),
+
+existing AS (
+  -- deletes are applied after the dedup: a tombstone hides every older version of its order
+  SELECT
+    *,
+    @has_quarantined_version(orders, order_id, ingested_at) AS has_quarantined_version
+  FROM deduplicated
+  WHERE NOT @is_deleted(deleted_at)
 )
 
 SELECT
@@ -62,5 +74,6 @@ SELECT
   created_at::TIMESTAMPTZ AS created_at,
   @utc_date(created_at) AS order_date,
   updated_at::TIMESTAMPTZ AS updated_at,
-  ingested_at::TIMESTAMPTZ AS ingested_at
-FROM deduplicated
+  ingested_at::TIMESTAMPTZ AS ingested_at,
+  has_quarantined_version::BOOLEAN AS has_quarantined_version
+FROM existing

@@ -9,7 +9,7 @@ MODEL (
     unique_values(columns := (event_id)),
     accepted_values(column := event_type, is_in := @event_types(payments))
   ),
-  description 'Payment events from Kafka topic shop.payments, one row per event_id (earliest offset kept). Incremental by event_ts.',
+  description 'Payment events from Kafka topic shop.payments, one row per event_id (the first loaded copy is kept, see @first_kafka_copy). Incremental by event_ts.',
   column_descriptions (
     event_id = 'Event id (producer generated, unique per event).',
     event_type = 'Event type, one of EVENT_TYPES["payments"] in ingest/vocabulary.py.',
@@ -19,8 +19,9 @@ MODEL (
     amount = 'Amount (sent as a decimal string), NULL when it is not a number.',
     currency = 'ISO 4217 currency code.',
     payment_method = 'Payment method (card, paypal, ...).',
-    kafka_partition = 'Kafka partition of the kept copy.',
-    kafka_offset = 'Kafka offset of the kept copy (earliest).',
+    schema_version = 'Version of the topic contract (JSON Schema) the message passed.',
+    kafka_partition = 'Kafka partition of the kept copy (the copy of the earliest load; within it the lowest partition, then offset).',
+    kafka_offset = 'Kafka offset of the kept copy.',
     ingested_at = 'When dlt loaded the kept copy.'
   )
 );
@@ -40,8 +41,10 @@ renamed AS (
     TRY_CAST(payload ->> '$.amount' AS DECIMAL(18, 2)) AS amount,
     UPPER(@clean_text(payload ->> '$.currency')) AS currency,
     LOWER(@clean_text(payload ->> '$.method')) AS payment_method,
+    schema_version,
     "partition" AS kafka_partition,  -- noqa: RF06
     "offset" AS kafka_offset,
+    _dlt_load_id AS load_id,
     _ingested_at AS ingested_at
   FROM source
 ),
@@ -62,6 +65,7 @@ SELECT
   amount,
   currency::VARCHAR AS currency,
   payment_method::VARCHAR AS payment_method,
+  schema_version::INT AS schema_version,
   kafka_partition::BIGINT AS kafka_partition,
   kafka_offset::BIGINT AS kafka_offset,
   ingested_at::TIMESTAMPTZ AS ingested_at

@@ -6,9 +6,10 @@ MODEL (
     not_null(columns := (product_id, sku, price)),
     unique_values(columns := (product_id)),
     assert_non_negative(column := price),
-    number_of_rows(threshold := 0)
+    number_of_rows(threshold := 0),
+    quarantined_versions
   ),
-  description 'Product catalogue from MongoDB: typed, renamed, one row per product (latest version).',
+  description 'Product catalogue from MongoDB: typed, renamed, one row per product that exists at the source (latest version); a product whose latest landed row is a tombstone is dropped (a retired product that is kept at the source has active = FALSE).',
   column_descriptions (
     product_id = 'Product id (MongoDB _id).',
     sku = 'Stock keeping unit, trimmed and upper-cased.',
@@ -19,7 +20,8 @@ MODEL (
     is_active = 'Whether the product is currently sold.',
     created_at = 'When the product was created (UTC).',
     updated_at = 'When the product was last changed (UTC).',
-    ingested_at = 'When dlt loaded the current version.'
+    ingested_at = 'When dlt loaded the current version.',
+    has_quarantined_version = 'TRUE when a newer version of the product broke the contract and sits in bronze.dead_letter (not replayed).'
   )
 );
 
@@ -38,9 +40,26 @@ renamed AS (
     COALESCE(active, FALSE) AS is_active,
     created_at,
     updated_at,
+    _deleted_at AS deleted_at,
+    _source_ts AS source_ts,
     _ingested_at AS ingested_at
   FROM source
   WHERE _id IS NOT NULL
+),
+
+deduplicated AS (
+  SELECT *
+  FROM renamed
+  QUALIFY @latest_version(product_id)
+),
+
+existing AS (
+  -- deletes are applied after the dedup: a tombstone hides every older version of its product
+  SELECT
+    *,
+    @has_quarantined_version(products, product_id, ingested_at) AS has_quarantined_version
+  FROM deduplicated
+  WHERE NOT @is_deleted(deleted_at)
 )
 
 SELECT
@@ -53,6 +72,6 @@ SELECT
   is_active::BOOLEAN AS is_active,
   created_at::TIMESTAMPTZ AS created_at,
   updated_at::TIMESTAMPTZ AS updated_at,
-  ingested_at::TIMESTAMPTZ AS ingested_at
-FROM renamed
-QUALIFY @latest_version(product_id)
+  ingested_at::TIMESTAMPTZ AS ingested_at,
+  has_quarantined_version::BOOLEAN AS has_quarantined_version
+FROM existing

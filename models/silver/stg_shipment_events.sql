@@ -9,7 +9,7 @@ MODEL (
     unique_values(columns := (event_id)),
     accepted_values(column := event_type, is_in := @event_types(shipments))
   ),
-  description 'Shipment events from Kafka topic shop.shipments, one row per event_id (earliest offset kept). Incremental by event_ts.',
+  description 'Shipment events from Kafka topic shop.shipments, one row per event_id (the first loaded copy is kept, see @first_kafka_copy). Incremental by event_ts.',
   column_descriptions (
     event_id = 'Event id (producer generated, unique per event).',
     event_type = 'Event type, one of EVENT_TYPES["shipments"] in ingest/vocabulary.py.',
@@ -18,8 +18,9 @@ MODEL (
     order_id = 'Shipped order.',
     carrier = 'Carrier name.',
     tracking_number = 'Carrier tracking number.',
-    kafka_partition = 'Kafka partition of the kept copy.',
-    kafka_offset = 'Kafka offset of the kept copy (earliest).',
+    schema_version = 'Version of the topic contract (JSON Schema) the message passed.',
+    kafka_partition = 'Kafka partition of the kept copy (the copy of the earliest load; within it the lowest partition, then offset).',
+    kafka_offset = 'Kafka offset of the kept copy.',
     ingested_at = 'When dlt loaded the kept copy.'
   )
 );
@@ -38,8 +39,10 @@ renamed AS (
     @clean_text(payload ->> '$.order_id') AS order_id,
     @clean_text(payload ->> '$.carrier') AS carrier,
     @clean_text(payload ->> '$.tracking_number') AS tracking_number,
+    schema_version,
     "partition" AS kafka_partition,  -- noqa: RF06
     "offset" AS kafka_offset,
+    _dlt_load_id AS load_id,
     _ingested_at AS ingested_at
   FROM source
 ),
@@ -59,6 +62,7 @@ SELECT
   order_id::VARCHAR AS order_id,
   carrier::VARCHAR AS carrier,
   tracking_number::VARCHAR AS tracking_number,
+  schema_version::INT AS schema_version,
   kafka_partition::BIGINT AS kafka_partition,
   kafka_offset::BIGINT AS kafka_offset,
   ingested_at::TIMESTAMPTZ AS ingested_at

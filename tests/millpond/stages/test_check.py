@@ -41,7 +41,9 @@ def gold_columns(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
         return columns
 
 
-def _build_gold(cfg: Settings, columns: dict[str, dict[str, str]], statuses: list[str]) -> None:
+def _build_gold(
+    cfg: Settings, columns: dict[str, dict[str, str]], statuses: list[str], quarantined: int = 0
+) -> None:
     """gold.fct_orders with one order per status (one day each), and its gold.agg_daily_revenue."""
     cfg.warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(cfg.warehouse)) as con:
@@ -53,8 +55,9 @@ def _build_gold(cfg: Settings, columns: dict[str, dict[str, str]], statuses: lis
             ordered_at = f"{day.isoformat()} 12:00:00+00"
             cancelled = status == "cancelled"
             con.execute(
-                "insert into gold.fct_orders values (?, 'c1', ?, ?::timestamptz, ?, 2, 20.50, 'EUR', ?, ?::timestamptz)",
-                [f"o{position}", day, ordered_at, status, cancelled, ordered_at],
+                "insert into gold.fct_orders values"
+                " (?, 'c1', ?, ?::timestamptz, ?, 2, 20.50, 'EUR', ?, ?::timestamptz, ?)",
+                [f"o{position}", day, ordered_at, status, cancelled, ordered_at, position < quarantined],
             )
             revenue = Decimal("0.00") if cancelled else Decimal("20.50")
             con.execute(
@@ -86,6 +89,15 @@ def test_a_status_outside_the_vocabulary_fails_only_the_status_check(settings, g
     assert (outcome.failed, outcome.errors) == (1, [])
     with pytest.raises(StageFailed, match="fct_orders: 1 failed"):
         run_checks(settings)
+
+
+def test_an_order_with_a_quarantined_version_warns_and_does_not_fail(settings, gold_columns):
+    _build_gold(settings, gold_columns, list(ORDER_STATUSES), quarantined=1)
+    report = run_checks(settings)
+    assert report.ok
+    fct_orders = report.as_dict()["contracts"]["fct_orders"]
+    assert (fct_orders["failed"], fct_orders["warned"]) == (0, 1)
+    assert fct_orders["passed"] == fct_orders["checks"] - 1
 
 
 def test_contract_variables_are_the_vocabulary_as_sql_lists():

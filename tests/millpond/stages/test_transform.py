@@ -1,6 +1,8 @@
-"""The transform stage's restatement window, read from landed tables (in-process DuckDB, no SQLMesh)."""
+"""The transform stage: its restatement window, read from landed tables (in-process DuckDB), and a
+real SQLMesh build on hand-written bronze rows in a temporary warehouse."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -54,3 +56,160 @@ def test_a_changed_customer_restates_today_only(tmp_path: Path):
         con.execute("insert into bronze._dlt_loads values ('99.5', 0), ('100.5', 0)")
         con.execute("insert into bronze.mongo_customers (_id, _dlt_load_id, _dlt_id) values ('c1', '100.5', 'a')")
     assert pending_window(cfg, today=date(2026, 3, 20)) == (date(2026, 3, 20), "100.5")
+
+
+def _gold_orders(con: duckdb.DuckDBPyConnection, orders: dict[str, date]) -> None:
+    """A stand-in for the built gold.fct_orders: the order ids and their business dates."""
+    con.execute("create schema gold")
+    con.execute("create table gold.fct_orders (order_id varchar, order_date date)")
+    con.executemany("insert into gold.fct_orders values (?, ?)", list(orders.items()))
+
+
+def test_a_tombstone_restates_the_day_its_order_was_built_into(tmp_path: Path):
+    cfg = _settings(tmp_path)
+    ensure_landed_tables(cfg)
+    with duckdb.connect(str(cfg.warehouse)) as con:
+        con.execute("create table bronze._dlt_loads (load_id varchar, status bigint)")
+        con.execute("insert into bronze._dlt_loads values ('100.5', 0), ('200.5', 0)")
+        _gold_orders(con, {"o1": date(2026, 3, 5), "o2": date(2026, 3, 8)})
+        # o2's delete without a pre-image: the key and the delete, no created_at
+        con.execute(
+            "insert into bronze.mongo_orders (_id, _op, _deleted_at, _source_ts, _dlt_load_id, _dlt_id) values "
+            "('o2', 'delete', timestamptz '2026-03-20 10:00:00+00', timestamptz '2026-03-20 10:00:00+00', '200.5', 't')"
+        )
+    _save_watermark(cfg, "100.5", None)
+    assert pending_window(cfg, today=date(2026, 3, 20)) == (date(2026, 3, 8), "200.5")
+    with duckdb.connect(str(cfg.warehouse)) as con:  # with the pre-image, its own created_at counts too
+        con.execute("update bronze.mongo_orders set created_at = timestamptz '2026-03-04 23:00:00+00'")
+    assert pending_window(cfg, today=date(2026, 3, 20)) == (date(2026, 3, 4), "200.5")
+
+
+def test_a_quarantined_version_restates_the_day_of_its_entity(tmp_path: Path):
+    cfg = _settings(tmp_path)
+    ensure_landed_tables(cfg)
+    with duckdb.connect(str(cfg.warehouse)) as con:
+        con.execute("create table bronze._dlt_loads (load_id varchar, status bigint)")
+        con.execute("insert into bronze._dlt_loads values ('100.5', 0), ('200.5', 0)")
+        _gold_orders(con, {"o1": date(2026, 3, 5), "o2": date(2026, 3, 8)})
+        con.execute(
+            "insert into bronze.dead_letter (dead_letter_id, source, origin, record_key, first_seen_at, "
+            "_dlt_load_id, _dlt_id) values "
+            "('mongodb:orders:o2@v2', 'mongodb', 'orders', 'o2', timestamptz '2026-03-20 10:00:00+00', '200.5', 'a'), "
+            # a Kafka dead letter is no version of an order, whatever its key
+            "('kafka:shop.payments:0:7', 'kafka', 'shop.payments', 'o1', timestamptz '2026-03-20 10:00:00+00', "
+            "'200.5', 'b')"
+        )
+    _save_watermark(cfg, "100.5", None)
+    assert pending_window(cfg, today=date(2026, 3, 20)) == (date(2026, 3, 8), "200.5")
+    with duckdb.connect(str(cfg.warehouse)) as con:  # a customer's feeds FULL models only: today
+        con.execute(
+            "insert into bronze.dead_letter (dead_letter_id, source, origin, record_key, _dlt_load_id, _dlt_id) "
+            "values ('mongodb:customers:c1@v2', 'mongodb', 'customers', 'c1', '300.5', 'c')"
+        )
+        con.execute("insert into bronze._dlt_loads values ('300.5', 0)")
+    _save_watermark(cfg, "200.5", date(2026, 3, 8))
+    assert pending_window(cfg, today=date(2026, 3, 20)) == (date(2026, 3, 20), "300.5")
+
+
+def _load(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
+    con.execute("insert into bronze._dlt_loads values (?, 0)", [load_id])
+
+
+def _order(con: duckdb.DuckDBPyConnection, order_id: str, at: datetime, lines: list[tuple[int, str]], load_id: str):
+    """An order as dlt lands it: the root row, its line items and status history as child rows."""
+    row_id = f"{order_id}-row"
+    con.execute(
+        "insert into bronze.mongo_orders (_id, customer_id, status, currency, total_amount, created_at, updated_at, "
+        "_op, _source_ts, _ingested_at, _dlt_load_id, _dlt_id) values (?, 'c1', 'paid', 'EUR', ?, ?, ?, 'snapshot', "
+        "?, ?, ?, ?)",
+        [order_id, sum(q * Decimal(p) for q, p in lines), at, at, at, at, load_id, row_id],
+    )
+    for index, (quantity, price) in enumerate(lines):
+        con.execute(
+            "insert into bronze.mongo_orders__line_items (line_no, product_id, sku, quantity, unit_price, "
+            "_dlt_root_id, _dlt_parent_id, _dlt_list_idx, _dlt_id) values (?, 'p1', 'SKU-1', ?, ?, ?, ?, ?, ?)",
+            [index + 1, quantity, Decimal(price), row_id, row_id, index, f"{row_id}-l{index}"],
+        )
+    con.execute(
+        'insert into bronze.mongo_orders__status_history (status, "at", _dlt_root_id, _dlt_parent_id, '
+        "_dlt_list_idx, _dlt_id) values ('paid', ?, ?, ?, 0, ?)",
+        [at, row_id, row_id, f"{row_id}-s0"],
+    )
+
+
+def _delete(con: duckdb.DuckDBPyConnection, order_id: str, at: datetime, load_id: str) -> None:
+    """What the merge of a tombstone without pre-image leaves: the key and the delete, no child rows."""
+    row_id = f"{order_id}-row"
+    con.execute("delete from bronze.mongo_orders__line_items where _dlt_root_id = ?", [row_id])
+    con.execute("delete from bronze.mongo_orders__status_history where _dlt_root_id = ?", [row_id])
+    con.execute("delete from bronze.mongo_orders where _id = ?", [order_id])
+    con.execute(
+        "insert into bronze.mongo_orders (_id, _op, _deleted_at, _source_ts, _ingested_at, _dlt_load_id, _dlt_id) "
+        "values (?, 'delete', ?, ?, ?, ?, ?)",
+        [order_id, at, at, at, load_id, f"{order_id}-tombstone"],
+    )
+
+
+def _built(cfg: Settings, day: date) -> dict[str, list[tuple[object, ...]]]:
+    """What gold (and the order children in silver) hold for ``day``."""
+    queries = {
+        "orders": "select order_id, order_total, has_quarantined_version from gold.fct_orders order by 1",
+        "revenue": "select orders, revenue from gold.agg_daily_revenue where order_date = $day",
+        "by_status": "select status, orders from gold.agg_daily_orders_by_status where order_date = $day",
+        "lines": "select distinct order_id from silver.stg_order_line_items order by 1",
+        "history": "select distinct order_id from silver.stg_order_status_history order by 1",
+    }
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        return {
+            name: con.execute(sql, {"day": day} if "$day" in sql else None).fetchall() for name, sql in queries.items()
+        }
+
+
+def test_a_deleted_order_leaves_gold_and_a_quarantined_version_is_flagged(tmp_path: Path):
+    """Build, delete an order at the source (its tombstone lands), build again: gold no longer has it."""
+    now = datetime.now(UTC)
+    day = now.date() - timedelta(days=2)
+    placed = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10)
+    cfg = Settings(data_dir=tmp_path, start_date=day - timedelta(days=1))
+    ensure_landed_tables(cfg)
+    with duckdb.connect(str(cfg.warehouse)) as con:
+        con.execute("create table bronze._dlt_loads (load_id varchar, status bigint)")
+        _load(con, "100.5")
+        con.execute(
+            "insert into bronze.mongo_customers (_id, email, created_at, updated_at, _ingested_at, _dlt_load_id, "
+            "_dlt_id) values ('c1', 'c1@example.com', ?, ?, ?, '100.5', 'c1-row')",
+            [placed, placed, placed],
+        )
+        con.execute(
+            "insert into bronze.mongo_products (_id, sku, price, currency, active, updated_at, _ingested_at, "
+            "_dlt_load_id, _dlt_id) values ('p1', 'SKU-1', 10.00, 'EUR', true, ?, ?, '100.5', 'p1-row')",
+            [placed, placed],
+        )
+        _order(con, "o1", placed, [(2, "10.00")], "100.5")
+        _order(con, "o2", placed + timedelta(hours=1), [(1, "5.00")], "100.5")
+
+    run_transform(cfg)
+    before = _built(cfg, day)
+    assert before["orders"] == [("o1", Decimal("20.00"), False), ("o2", Decimal("5.00"), False)]
+    assert before["revenue"] == [(2, Decimal("25.00"))]
+    assert before["by_status"] == [("paid", 2)]
+    assert before["lines"] == before["history"] == [("o1",), ("o2",)]
+
+    with duckdb.connect(str(cfg.warehouse)) as con:
+        _load(con, "200.5")
+        _delete(con, "o1", now, "200.5")
+        # a newer version of o2 broke the contract: it is quarantined and the landed version stays
+        con.execute(
+            "insert into bronze.dead_letter (dead_letter_id, source, origin, record_key, raw_value, error_class, "
+            "reason, first_seen_at, received_at, _dlt_load_id, _dlt_id) values ('mongodb:orders:o2@v2', 'mongodb', "
+            "'orders', 'o2', '{}', 'mongodb.contract', 'missing required field status', ?, ?, '200.5', 'dl1')",
+            [now, now],
+        )
+
+    report = run_transform(cfg)
+    assert report.restated_from == day
+    after = _built(cfg, day)
+    assert after["orders"] == [("o2", Decimal("5.00"), True)]
+    assert after["revenue"] == [(1, Decimal("5.00"))]
+    assert after["by_status"] == [("paid", 1)]
+    assert after["lines"] == after["history"] == [("o2",)]

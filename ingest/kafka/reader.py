@@ -1,0 +1,211 @@
+"""The bounded read of one topic: batches of landed rows (Arrow) and dead letters, up to each partition's end.
+
+Positions (``positions[partition] = {"offset": next offset, "ts": timestamp ms, "sha256": hex}``
+of the last message read) live in the resource state, which dlt commits with the load package.
+Each read first re-reads the message a stored position points after (offset - 1) and compares
+its timestamp and SHA-256: a topic that was recreated, whatever its new length, stops the read
+with :class:`TopicRecreated` instead of being skipped past.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+
+from ingest.dead_letter import HINTS as DEAD_LETTER_HINTS
+from ingest.kafka.contracts import DEFAULT_MAX_FUTURE_SKEW_S, validate
+from ingest.kafka.helpers import KafkaCredentials, KafkaSourceError, SourceConsumer, TopicRecreated, log
+from ingest.kafka.rows import LandedBatch, kafka_dead_letter
+
+POLL_S = 0.1  # one consume() call's wait; the read ends on end-of-partition events, not on a quiet poll
+CONSUME_CHUNK = 1_000  # messages fetched per consume() call
+LOST_OFFSET_CODES = {KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a topic is read: batch bounds, timeouts and the plausible event-time window."""
+
+    timeout_s: float = 30.0
+    max_batch_messages: int = 50_000
+    max_batch_bytes: int = 32 * 1024 * 1024
+    max_batch_seconds: float = 5.0
+    max_message_bytes: int = 1024 * 1024
+    earliest_event_time: datetime | None = None
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+    optional: bool = False
+
+
+def position_of(msg: Message) -> dict[str, Any]:
+    """The stored position after ``msg``: next offset, its timestamp and the SHA-256 of its value."""
+    _kind, ts_ms = msg.timestamp()
+    return {
+        "offset": int(msg.offset() or 0) + 1,
+        "ts": ts_ms if ts_ms and ts_ms > 0 else None,
+        "sha256": hashlib.sha256(msg.value() or b"").hexdigest(),
+    }
+
+
+def verify_position(topic: str, msg: Message, position: dict[str, Any]) -> None:
+    """Raise TopicRecreated unless ``msg`` is the message ``position`` was taken from."""
+    expected = int(position["offset"]) - 1
+    partition = int(msg.partition() or 0)
+    if msg.offset() != expected:
+        detail = f"expected the last read message at offset {expected}, got {msg.offset()}"
+        raise TopicRecreated(topic, partition, detail)
+    seen = position_of(msg)
+    if position.get("sha256") is not None and seen["sha256"] != position["sha256"]:
+        raise TopicRecreated(topic, partition, f"the message at offset {expected} is not the one read before (hash)")
+    if position.get("ts") is not None and seen["ts"] != position["ts"]:
+        raise TopicRecreated(
+            topic, partition, f"the message at offset {expected} has timestamp {seen['ts']}, not {position['ts']}"
+        )
+
+
+def migrate_state(state: MutableMapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``positions`` of the resource state; older states with bare ``offsets`` are checked by offset only."""
+    positions: dict[str, dict[str, Any]] = state.setdefault("positions", {})
+    for partition, offset in state.pop("offsets", {}).items():
+        positions.setdefault(str(partition), {"offset": int(offset), "ts": None, "sha256": None})
+    return positions
+
+
+def _check_beyond_end(consumer: Any, topic: str, to_verify: dict[int, dict[str, Any]]) -> None:
+    """Raise TopicRecreated for a partition whose last fetch shows it ends before the stored position.
+
+    A broker answers a fetch beyond the end of the log with an error (then the error event
+    below fires) or, like Tansu, with nothing; the high watermark of that fetch response,
+    cached by the client, tells the two apart from a slow broker.
+    """
+    for partition, position in to_verify.items():
+        expected = int(position["offset"]) - 1
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        if high is not None and 0 <= high <= expected:
+            detail = f"it ends at offset {high}, before offset {expected}, the last one read"
+            raise TopicRecreated(topic, partition, detail)
+
+
+def read_topic(
+    credentials: KafkaCredentials,
+    stream: str,
+    topic: str,
+    table_hints: Any,
+    state: MutableMapping[str, Any],
+    options: ReadOptions,
+) -> Iterator[Any]:
+    """Arrow batches of the valid messages of ``topic`` after the stored positions, and lists of dead letters.
+
+    Each batch is bounded by ``max_batch_messages``, ``max_batch_bytes`` and
+    ``max_batch_seconds``; the positions in ``state`` move with each batch handed out. The read
+    ends when every partition reports its end; no message or end within ``timeout_s`` raises.
+    """
+    positions = migrate_state(state)
+    source = SourceConsumer(credentials, options.timeout_s)
+    try:
+        partitions = source.partitions(topic, optional=options.optional)
+        if partitions is None:
+            return
+        for partition in positions:
+            if int(partition) not in partitions:
+                raise TopicRecreated(topic, int(partition), f"the topic now has partitions {partitions} only")
+        to_verify = {p: positions[str(p)] for p in partitions if str(p) in positions}
+        source.consumer.assign(
+            [TopicPartition(topic, p, int(to_verify[p]["offset"]) - 1 if p in to_verify else OFFSET_BEGINNING)
+             for p in partitions]
+        )  # fmt: skip
+        yield from _read(source, stream, topic, table_hints, positions, to_verify, set(partitions), options)
+    finally:
+        source.close()
+
+
+def _read(
+    source: SourceConsumer,
+    stream: str,
+    topic: str,
+    table_hints: Any,
+    positions: dict[str, dict[str, Any]],
+    to_verify: dict[int, dict[str, Any]],
+    pending: set[int],
+    options: ReadOptions,
+) -> Iterator[Any]:
+    consumer = source.consumer
+    ingested_at = datetime.now(UTC)
+    earliest = options.earliest_event_time
+    skew = options.max_future_skew_s
+    limit = options.max_message_bytes
+    batch = LandedBatch(topic, ingested_at)
+    dead: list[dict[str, Any]] = []
+    dead_bytes = 0
+    last: dict[int, Message] = {}
+    batch_started = last_progress = time.monotonic()
+    chunk = max(1, min(CONSUME_CHUNK, options.max_batch_messages))
+
+    def flush() -> Iterator[Any]:
+        nonlocal batch, dead, dead_bytes, last, batch_started
+        for partition, msg in last.items():
+            positions[str(partition)] = position_of(msg)
+        if len(batch):
+            yield dlt.mark.with_hints(batch.to_arrow(), table_hints, create_table_variant=True)
+        if dead:
+            yield dlt.mark.with_hints(dead, DEAD_LETTER_HINTS, create_table_variant=True)
+        log.debug("kafka.batch topic=%s rows=%d dead_letters=%d", topic, len(batch), len(dead))
+        batch, dead, dead_bytes, last = LandedBatch(topic, ingested_at), [], 0, {}
+        batch_started = time.monotonic()
+
+    while pending:
+        room = options.max_batch_messages - len(batch) - len(dead)
+        messages = consumer.consume(num_messages=max(1, min(chunk, room)), timeout=POLL_S)
+        now_mono = time.monotonic()
+        if not messages:
+            _check_beyond_end(consumer, topic, to_verify)
+            if now_mono - last_progress > options.timeout_s:
+                raise source.unreachable(f"no message or end-of-partition from {topic} partitions {sorted(pending)}")
+            continue
+        last_progress = now_mono
+        now = datetime.now(UTC)
+        for msg in messages:
+            partition = int(msg.partition() or 0)
+            error = msg.error()
+            if error is not None:
+                code = error.code()
+                if code == KafkaError._PARTITION_EOF:
+                    if partition in to_verify:
+                        expected = int(to_verify[partition]["offset"]) - 1
+                        raise TopicRecreated(topic, partition, f"it ends before offset {expected}, the last one read")
+                    pending.discard(partition)
+                    continue
+                if code in LOST_OFFSET_CODES:
+                    expected = int(to_verify.get(partition, {"offset": 1})["offset"]) - 1
+                    detail = f"offset {expected}, the last one read, is gone ({error.str()})"
+                    raise TopicRecreated(topic, partition, detail)
+                raise KafkaSourceError(f"reading Kafka topic {topic} partition {partition} failed: {error.str()}")
+            if partition in to_verify:
+                verify_position(topic, msg, to_verify.pop(partition))
+                continue
+            raw = msg.value() or b""
+            offset = int(msg.offset() or 0)
+            event, problem = validate(stream, raw, now=now, earliest=earliest, max_future_skew_s=skew, max_bytes=limit)
+            _kind, ts_ms = msg.timestamp()
+            if event is not None:
+                batch.add(partition, offset, msg.key(), ts_ms, raw, event)
+            else:
+                assert problem is not None
+                dead.append(
+                    kafka_dead_letter(topic, partition, offset, msg.key(), ts_ms, msg.headers(), raw, problem, now)
+                )
+                dead_bytes += len(raw)
+            last[partition] = msg
+        if (
+            len(batch) + len(dead) >= options.max_batch_messages
+            or batch.nbytes + dead_bytes >= options.max_batch_bytes
+            or now_mono - batch_started >= options.max_batch_seconds
+        ):
+            yield from flush()
+    yield from flush()

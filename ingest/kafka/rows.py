@@ -1,0 +1,149 @@
+"""Landed rows of a Kafka topic, built column by column into one Arrow table per batch.
+
+The payload column holds the message value as it arrived (already checked to be a UTF-8 JSON
+object); dlt lands it in the ``payload`` JSON column. The same builder serves the reader and
+the replay of dead letters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dlt
+import pyarrow as pa
+
+from ingest.dead_letter import dead_letter_row, kafka_headers
+from ingest.kafka.contracts import Event, Problem
+
+ENVELOPE_COLUMNS: dict[str, Any] = {
+    "topic": {"data_type": "text"},
+    "partition": {"data_type": "bigint"},
+    "offset": {"data_type": "bigint"},
+    "message_key": {"data_type": "text"},
+    "message_ts": {"data_type": "timestamp"},
+    "event_id": {"data_type": "text"},
+    "event_type": {"data_type": "text"},
+    "event_ts": {"data_type": "timestamp"},
+    "schema_version": {"data_type": "bigint"},
+    "payload": {"data_type": "json"},
+    "_ingested_at": {"data_type": "timestamp"},
+}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+ARROW_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("partition", pa.int64()),
+        ("offset", pa.int64()),
+        ("message_key", pa.string()),
+        ("message_ts", pa.timestamp("us", tz="UTC")),
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_ts", pa.timestamp("us", tz="UTC")),
+        ("schema_version", pa.int64()),
+        ("payload", pa.string()),
+        ("_ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def table_hints(table_name: str) -> Any:
+    """The hints every batch of ``table_name`` carries: merge on (topic, partition, offset)."""
+    return dlt.mark.make_hints(
+        table_name=table_name,
+        primary_key=["topic", "partition", "offset"],
+        write_disposition="merge",
+        columns=ENVELOPE_COLUMNS,
+    )
+
+
+def decode_key(key: bytes | None) -> str | None:
+    return key.decode("utf-8", "replace") if key else None
+
+
+def message_time(ts_ms: int | None) -> datetime | None:
+    """A Kafka record timestamp (ms since the epoch) as a datetime; None when the broker has none."""
+    return datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms and ts_ms > 0 else None
+
+
+class LandedBatch:
+    """Column lists of the landed rows of one topic, turned into an Arrow table by :meth:`to_arrow`."""
+
+    def __init__(self, topic: str, ingested_at: datetime) -> None:
+        self.topic = topic
+        self.ingested_at = ingested_at
+        self.nbytes = 0
+        self._partition: list[int] = []
+        self._offset: list[int] = []
+        self._key: list[str | None] = []
+        self._ts: list[int | None] = []
+        self._event_id: list[str] = []
+        self._event_type: list[str] = []
+        self._event_ts: list[int] = []  # microseconds since the epoch
+        self._version: list[int] = []
+        self._payload: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self._offset)
+
+    def add(self, partition: int, offset: int, key: bytes | None, ts_ms: int | None, raw: bytes, event: Event) -> None:
+        """One valid message; ``raw`` is its value, landed as the payload."""
+        self._partition.append(partition)
+        self._offset.append(offset)
+        self._key.append(decode_key(key))
+        self._ts.append(ts_ms if ts_ms and ts_ms > 0 else None)
+        self._event_id.append(event.event_id)
+        self._event_type.append(event.event_type)
+        self._event_ts.append((event.event_ts - EPOCH) // MICROSECOND)
+        self._version.append(event.schema_version)
+        self._payload.append(raw)
+        self.nbytes += len(raw)
+
+    def to_arrow(self) -> pa.Table:
+        n = len(self)
+        columns = [
+            pa.array([self.topic] * n, pa.string()),
+            pa.array(self._partition, pa.int64()),
+            pa.array(self._offset, pa.int64()),
+            pa.array(self._key, pa.string()),
+            pa.array(self._ts, pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC")),
+            pa.array(self._event_id, pa.string()),
+            pa.array(self._event_type, pa.string()),
+            pa.array(self._event_ts, pa.timestamp("us", tz="UTC")),
+            pa.array(self._version, pa.int64()),
+            pa.array(self._payload, pa.binary()).cast(pa.string()),  # validated UTF-8 already
+            pa.array([self.ingested_at] * n, pa.timestamp("us", tz="UTC")),
+        ]
+        return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
+
+
+def kafka_dead_letter(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    ts_ms: int | None,
+    headers: Any,
+    raw: bytes,
+    problem: Problem,
+    received_at: datetime,
+) -> dict[str, Any]:
+    """The dead-letter row of a message that breaks its contract, with its exact bytes."""
+    error_class, reason = problem
+    return dead_letter_row(
+        source="kafka",
+        origin=topic,
+        record_id=f"{partition}:{offset}",
+        record_key=decode_key(key),
+        partition=partition,
+        offset=offset,
+        raw_value=raw.decode("utf-8", "replace"),
+        raw_bytes=raw,
+        headers=kafka_headers(headers),
+        message_ts=message_time(ts_ms),
+        error_class=error_class,
+        reason=reason,
+        received_at=received_at,
+    )
