@@ -1,22 +1,55 @@
-"""MongoDB source: the shop's operational collections, incremental on ``updated_at``, merged on ``_id``.
+"""MongoDB source: the shop's operational collections, merged on ``_id``, deletes as tombstones.
 
-Documents are read in ``updated_at`` order from the last cursor value dlt keeps in its state;
-nested lists (order line items, status history) become dlt child tables. A document that
-breaks the collection's contract goes to the dead-letter table with the reason.
+Two modes, one resource per collection (``mongo_<collection>``):
+
+* ``cdc`` (default; replica sets): a consistent initial snapshot, then the collection's change
+  stream from the position taken before the snapshot (:mod:`ingest.mongodb.cdc`). The resume
+  token lives in the resource state, which dlt commits with the load package.
+* ``cursor`` (servers without change streams): ``updated_at`` ranges with an upper bound and a
+  safety lag, plus a periodic id reconciliation that finds deletes (:mod:`ingest.mongodb.cursor`).
+
+Nested lists (order line items, status history) become dlt child tables. A document version
+that breaks the collection's contract goes to the dead-letter table with the reason and is not
+landed. Reads use majority read concern on the primary, retryable reads and a timeout on every
+call; memory is bounded by ``batch_size``. See docs/pipelines/mongodb.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import dlt
 from dlt.sources import DltResource
 
+from ingest.mongodb.cdc import cdc_changes
 from ingest.mongodb.contracts import COLLECTIONS
-from ingest.mongodb.helpers import UpdatedAtCursor, changed_documents, client_from_url
+from ingest.mongodb.cursor import cursor_changes
+from ingest.mongodb.helpers import (
+    ChangeStreamsUnavailable,
+    MongoSourceError,
+    MongoUnreachable,
+    ResumeTokenExpired,
+    client_from_url,
+    reaching,
+    source_database,
+)
+from ingest.mongodb.reconcile import LandedIds, warehouse_ids
 
-__all__ = ["COLLECTIONS", "collection_changes", "mongodb_source"]
+__all__ = [
+    "COLLECTIONS",
+    "ChangeStreamsUnavailable",
+    "LandedIds",
+    "MongoSourceError",
+    "MongoUnreachable",
+    "ResumeTokenExpired",
+    "collection_changes",
+    "mongodb_source",
+    "warehouse_ids",
+]
+
+Mode = Literal["cdc", "cursor"]
 
 
 @dlt.source(name="mongodb", max_table_nesting=1)
@@ -24,8 +57,13 @@ def mongodb_source(
     connection_url: str = dlt.secrets.value,
     database: str | None = dlt.config.value,
     collections: Sequence[str] = tuple(COLLECTIONS),
+    mode: Mode = "cdc",
     timeout_ms: int = 30_000,
     batch_size: int = 2_000,
+    cursor_lag_s: float = 5.0,
+    reconcile_every: int = 10,
+    landed_ids: LandedIds | None = None,
+    await_ms: int = 500,
 ) -> Iterator[DltResource]:
     """One merge resource per collection (``mongo_<collection>``).
 
@@ -33,28 +71,72 @@ def mongodb_source(
         connection_url: a MongoDB connection string; from ``sources.mongodb.connection_url`` when not passed.
         database: the database to read; from ``sources.mongodb.database``, else the one the URL names.
         collections: which of the contracted collections to read.
-        timeout_ms: server selection, connect and socket timeout of every call.
-        batch_size: documents per cursor batch and per page handed to dlt.
+        mode: ``cdc`` (change streams) or ``cursor`` (``updated_at`` ranges).
+        timeout_ms: server selection, connect and socket timeout, and ``maxTimeMS`` of commands.
+        batch_size: documents per server batch and per page handed to dlt.
+        cursor_lag_s: cursor mode: how far behind the server clock a scan stops.
+        reconcile_every: cursor mode: reconcile ids every this many runs (0: never).
+        landed_ids: ``collection -> batches of live landed _ids`` (e.g. :func:`warehouse_ids`); used to
+            tombstone deleted documents after a snapshot (cdc) and on reconciliation (cursor). None: no
+            reconciliation.
+        await_ms: cdc: how long the server waits for another event before a run counts as caught up.
     """
+    if mode not in ("cdc", "cursor"):
+        raise ValueError(f"mode must be 'cdc' or 'cursor', not {mode!r}")
     for name in collections:
-        yield dlt.resource(
-            collection_changes,
-            name=f"mongo_{name}",
-            primary_key="_id",
-            write_disposition="merge",
-            columns=COLLECTIONS[name].columns,
-        )(connection_url, database, name, timeout_ms, batch_size)
+        yield dlt.resource(collection_changes, name=f"mongo_{name}")(
+            connection_url,
+            database,
+            name,
+            mode=mode,
+            timeout_ms=timeout_ms,
+            batch_size=batch_size,
+            cursor_lag_s=cursor_lag_s,
+            reconcile_every=reconcile_every,
+            landed_ids=landed_ids,
+            await_ms=await_ms,
+        )
 
 
 def collection_changes(
-    connection_url: str, database: str | None, collection: str, timeout_ms: int, batch_size: int
+    connection_url: str,
+    database: str | None,
+    collection: str,
+    *,
+    mode: Mode,
+    timeout_ms: int,
+    batch_size: int,
+    cursor_lag_s: float,
+    reconcile_every: int,
+    landed_ids: LandedIds | None,
+    await_ms: int,
 ) -> Iterator[Any]:
-    """Documents of ``collection`` changed since the cursor in this resource's state, oldest change first.
+    """The changes of ``collection`` since the position in this resource's state, in pages.
 
-    The cursor is saved only once every document was read; dlt commits it together with the load.
+    The state is updated as the read goes and committed by dlt with the load package only.
     """
     state = dlt.current.resource_state()
-    cursor = UpdatedAtCursor.from_state(state)
-    with client_from_url(connection_url, timeout_ms) as client:
-        yield from changed_documents(client.get_database(database)[collection], cursor, batch_size)
-    cursor.save(state)
+    ingested_at = datetime.now(UTC)
+    with reaching(connection_url, timeout_ms), client_from_url(connection_url, timeout_ms) as client:
+        coll = source_database(client, database)[collection]
+        if mode == "cdc":
+            yield from cdc_changes(
+                coll,
+                state,
+                batch_size=batch_size,
+                timeout_ms=timeout_ms,
+                await_ms=min(await_ms, timeout_ms),
+                landed_ids=landed_ids,
+                ingested_at=ingested_at,
+            )
+        else:
+            yield from cursor_changes(
+                coll,
+                state,
+                batch_size=batch_size,
+                timeout_ms=timeout_ms,
+                lag_s=cursor_lag_s,
+                reconcile_every=reconcile_every,
+                landed_ids=landed_ids,
+                ingested_at=ingested_at,
+            )

@@ -1,4 +1,4 @@
-"""Helpers of the MongoDB source: the client, the incremental read of one collection, and BSON values.
+"""Helpers of the MongoDB source: the client, its errors, cluster times, and BSON values.
 
 ``from_bson``/``to_bson`` convert BSON-specific values to plain Python and back (the generator
 writes with them too).
@@ -6,101 +6,151 @@ writes with them too).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bson import ObjectId, json_util
+from bson import ObjectId, Timestamp
 from bson.decimal128 import Decimal128
-from pymongo import MongoClient
-from pymongo.collection import Collection
-
-from ingest.dead_letter import dead_letter
-from ingest.mongodb.contracts import validate
+from pymongo import MongoClient, ReadPreference
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.read_concern import ReadConcern
+from pymongo.uri_parser import parse_uri
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+URI_SETTING = "MILLPOND_MONGO_URI"
+# The server's answers when a change stream cannot resume from the stored position.
+HISTORY_LOST_CODES = {286, 280}  # ChangeStreamHistoryLost, ChangeStreamFatalError
+
+
+class MongoSourceError(Exception):
+    """A MongoDB source failure that names what to do (``hint``); the stage wraps it in its own error."""
+
+    hint = "see docs/pipelines/mongodb.md"
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} ({self.hint})" if self.args else self.hint
+
+
+class MongoUnreachable(MongoSourceError):
+    """No MongoDB server answered within the timeout."""
+
+    def __init__(self, address: str, timeout_ms: int, detail: str = "") -> None:
+        self.address, self.timeout_ms = address, timeout_ms
+        self.hint = f"check {URI_SETTING} and that mongod is running"
+        super().__init__(f"MongoDB at {address} is unreachable within {timeout_ms / 1000:g}s{detail}")
+
+
+class ResumeTokenExpired(MongoSourceError):
+    """The oplog no longer holds the collection's stored change-stream position."""
+
+    def __init__(self, collection: str, detail: str = "") -> None:
+        self.collection = collection
+        self.hint = f"run `millpond mongo resnapshot {collection}` to re-read it in full"
+        super().__init__(
+            f"the change stream of collection '{collection}' cannot resume: its stored position is no longer "
+            f"in the oplog{detail}"
+        )
+
+
+class ChangeStreamsUnavailable(MongoSourceError):
+    """The server runs no replica set (or is too old) for change streams."""
+
+    def __init__(self, collection: str, detail: str) -> None:
+        self.hint = "use cursor mode (MILLPOND_MONGO_MODE=cursor) on servers without change streams"
+        super().__init__(f"no change stream on collection '{collection}': {detail}")
+
+
+def address_of(connection_url: str) -> str:
+    """The hosts of a connection string, without credentials or options."""
+    try:
+        nodes = parse_uri(connection_url, validate=False, warn=True).get("nodelist") or []
+    except Exception:
+        return "<unparseable MongoDB URI>"
+    return ",".join(f"{host}:{port}" for host, port in nodes) or "<no host>"
 
 
 def client_from_url(connection_url: str, timeout_ms: int) -> MongoClient[dict[str, Any]]:
-    """A client returning time-zone-aware datetimes, with ``timeout_ms`` on every connect and socket call."""
+    """A client for the source's reads: majority read concern, primary, retryable reads, ``timeout_ms`` per call.
+
+    Time-zone-aware datetimes. ``timeout_ms`` bounds server selection, connecting and every
+    socket read; commands and bounded queries also carry it as ``maxTimeMS``.
+    """
     return MongoClient(
         connection_url,
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms,
+        retryReads=True,
+        readConcernLevel="majority",
+        readPreference="primary",
     )
 
 
-@dataclass
-class UpdatedAtCursor:
-    """How far a collection has been read: the newest ``updated_at`` and the ids loaded at exactly that instant.
+def source_database(client: MongoClient[dict[str, Any]], database: str | None) -> Database[dict[str, Any]]:
+    """The database to read (the URL's when ``database`` is None), majority-committed data from the primary."""
+    return client.get_database(database, read_concern=ReadConcern("majority"), read_preference=ReadPreference.PRIMARY)
 
-    The boundary instant is read again (``$gte``), so a document written in the same millisecond
-    as the last one loaded is not missed, and the ids already loaded there are skipped.
+
+@contextmanager
+def reaching(connection_url: str, timeout_ms: int) -> Iterator[None]:
+    """Turn "no server within the timeout" into :class:`MongoUnreachable` naming the address."""
+    try:
+        yield
+    except ConnectionFailure as exc:
+        raise MongoUnreachable(address_of(connection_url), timeout_ms) from exc
+
+
+def cluster_time(db: Database[dict[str, Any]], timeout_ms: int) -> Timestamp:
+    """The cluster time the server has reached now (the ``operationTime`` of a ping)."""
+    reply = db.command("ping", maxTimeMS=timeout_ms)
+    ts = reply.get("operationTime")
+    if not isinstance(ts, Timestamp):
+        raise ChangeStreamsUnavailable(db.name, "the server reports no cluster time (not a replica set)")
+    return ts
+
+
+def server_now(db: Database[dict[str, Any]], timeout_ms: int) -> datetime:
+    """The server's wall clock (``hello.localTime``), time-zone aware."""
+    local: datetime = db.command("hello", maxTimeMS=timeout_ms)["localTime"]
+    return local if local.tzinfo else local.replace(tzinfo=UTC)
+
+
+def ts_datetime(ts: Timestamp) -> datetime:
+    """A cluster time as a timestamp that keeps its order: the oplog increment counts as microseconds.
+
+    Two events of one second stay ordered (``_source_ts`` is the dedup sort key) as long as a
+    second holds fewer than a million oplog entries.
     """
-
-    position: datetime = EPOCH
-    boundary_ids: set[str] = field(default_factory=set)
-
-    @classmethod
-    def from_state(cls, state: MutableMapping[str, Any]) -> UpdatedAtCursor:
-        if "cursor" not in state:
-            return cls()
-        return cls(datetime.fromisoformat(state["cursor"]), set(state.get("boundary_ids", [])))
-
-    def save(self, state: MutableMapping[str, Any]) -> None:
-        state["cursor"], state["boundary_ids"] = self.position.isoformat(), sorted(self.boundary_ids)
-
-    def admit(self, doc: dict[str, Any]) -> bool:
-        """False for a document already loaded at the boundary; otherwise move the cursor past it."""
-        updated_at, key = doc.get("updated_at"), str(doc.get("_id"))
-        if updated_at == self.position and key in self.boundary_ids:
-            return False
-        if isinstance(updated_at, datetime):
-            if updated_at > self.position:
-                self.position, self.boundary_ids = updated_at, set()
-            self.boundary_ids.add(key)
-        return True
+    return datetime.fromtimestamp(ts.time, UTC) + timedelta(microseconds=min(ts.inc, 999_999))
 
 
-def changed_documents(
-    collection: Collection[dict[str, Any]], cursor: UpdatedAtCursor, batch_size: int
-) -> Iterator[Any]:
-    """Pages of documents changed since ``cursor`` (oldest change first) and single dead letters.
+def ts_to_state(ts: Timestamp) -> list[int]:
+    return [ts.time, ts.inc]
 
-    Quarantined documents advance the cursor too, so they are not sent again.
-    """
-    ingested_at = datetime.now(UTC)
-    page: list[dict[str, Any]] = []
-    docs = (
-        collection.find({"updated_at": {"$gte": cursor.position}})
-        .sort([("updated_at", 1), ("_id", 1)])
-        .batch_size(batch_size)
-    )
-    for doc in docs:
-        if not cursor.admit(doc):
-            continue
-        problem = validate(collection.name, doc)
-        if problem:
-            key = str(doc.get("_id"))
-            yield dead_letter(
-                source="mongodb",
-                origin=collection.name,
-                record_id=f"{key}@{doc.get('updated_at')}",
-                record_key=key,
-                raw_value=json_util.dumps(doc),
-                reason=problem,
-            )
-            continue
-        page.append({**from_bson(doc), "_ingested_at": ingested_at})
-        if len(page) >= batch_size:
-            yield page
-            page = []
-    if page:
-        yield page
+
+def ts_from_state(value: list[int]) -> Timestamp:
+    return Timestamp(int(value[0]), int(value[1]))
+
+
+def is_history_lost(exc: OperationFailure) -> bool:
+    return exc.code in HISTORY_LOST_CODES
+
+
+def key_of(value: Any) -> str:
+    """The landed form of a document ``_id``."""
+    return str(value)
+
+
+def id_candidates(keys: list[str]) -> list[Any]:
+    """The source ``_id`` values a landed key may stand for (a string, or the ObjectId it spells)."""
+    out: list[Any] = list(keys)
+    out += [ObjectId(k) for k in keys if ObjectId.is_valid(k)]
+    return out
 
 
 def from_bson(value: Any) -> Any:

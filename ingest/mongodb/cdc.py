@@ -1,0 +1,180 @@
+"""Change-stream (CDC) reading of one collection: a consistent initial snapshot, then its change stream.
+
+State (the resource state dlt commits with the load package)::
+
+    {"snapshot_done": bool, "resume_token": {"_data": ...} | None, "start_at": [time, inc] | None}
+
+The snapshot first opens the change stream and keeps its position (the post-batch resume
+token: "now" in the oplog), then reads every document; the stream is then read from that
+position, so a write made while the snapshot runs arrives at least once, either in the
+snapshot or as an event (the merge on ``_id`` makes the overlap harmless). After a snapshot,
+landed ids that the source no longer has are tombstoned (``landed_ids``), which makes a
+re-snapshot correct after deletes that the stream missed.
+
+A run is bounded: it reads events until the server has none within ``await_ms`` or until it
+reaches the cluster time at which the read began, then stores the resume token after the last
+event read (or the post-batch token, which also moves on while the collection is idle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from datetime import datetime
+from typing import Any
+
+from bson import Timestamp
+from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
+
+from ingest.mongodb.helpers import (
+    ChangeStreamsUnavailable,
+    ResumeTokenExpired,
+    cluster_time,
+    is_history_lost,
+    ts_datetime,
+    ts_from_state,
+)
+from ingest.mongodb.reconcile import LandedIds, deleted_tombstones
+from ingest.mongodb.rows import document_row, mark_page, table_hints, tombstone
+
+DOCUMENT_OPS = {"insert", "update", "replace"}
+END_OPS = {"drop", "rename", "dropDatabase", "invalidate"}
+NO_CHANGE_STREAMS_CODES = {40573, 40324}  # not a replica set; unknown $changeStream stage
+
+
+def has_pre_images(coll: Collection[dict[str, Any]]) -> bool:
+    """Whether the collection records pre-/post-images (``millpond mongo setup`` enables them)."""
+    info = next(iter(coll.database.list_collections(filter={"name": coll.name})), None)
+    options = (info or {}).get("options", {})
+    return bool(options.get("changeStreamPreAndPostImages", {}).get("enabled"))
+
+
+def cdc_changes(
+    coll: Collection[dict[str, Any]],
+    state: MutableMapping[str, Any],
+    *,
+    batch_size: int,
+    timeout_ms: int,
+    await_ms: int,
+    landed_ids: LandedIds | None,
+    ingested_at: datetime,
+) -> Iterator[Any]:
+    """Pages of rows (and single dead letters) for ``coll``: the snapshot when none was taken, then changes."""
+    name = coll.name
+    hints = table_hints(name)
+    watch: dict[str, Any] = {"full_document": "updateLookup", "batch_size": batch_size, "max_await_time_ms": await_ms}
+    if has_pre_images(coll):
+        watch["full_document_before_change"] = "whenAvailable"
+    try:
+        if not state.get("snapshot_done"):
+            yield from _snapshot(coll, state, watch, hints, batch_size, timeout_ms, landed_ids, ingested_at)
+        yield from _stream(coll, state, watch, hints, batch_size, timeout_ms, ingested_at)
+    except OperationFailure as exc:
+        if is_history_lost(exc):
+            raise ResumeTokenExpired(name, f" (server: {exc.details.get('errmsg') if exc.details else exc})") from exc
+        if exc.code in NO_CHANGE_STREAMS_CODES:
+            raise ChangeStreamsUnavailable(name, str(exc.details.get("errmsg") if exc.details else exc)) from exc
+        raise
+
+
+def _snapshot(
+    coll: Collection[dict[str, Any]],
+    state: MutableMapping[str, Any],
+    watch: dict[str, Any],
+    hints: Any,
+    batch_size: int,
+    timeout_ms: int,
+    landed_ids: LandedIds | None,
+    ingested_at: datetime,
+) -> Iterator[Any]:
+    with coll.watch(**watch) as stream:
+        token = stream.resume_token
+    # taken after the stream position: any event after the position but before this instant is older
+    # than what the snapshot reads, so the snapshot's version wins over it within the load
+    snapshot_ts = ts_datetime(cluster_time(coll.database, timeout_ms))
+    page: list[Any] = []
+    for doc in coll.find({}).sort("_id", 1).batch_size(batch_size):
+        row = document_row(coll.name, doc, "snapshot", snapshot_ts, ingested_at)
+        if not isinstance(row, dict):
+            yield row
+            continue
+        page.append(row)
+        if len(page) >= batch_size:
+            yield mark_page(page, hints)
+            page = []
+    if page:
+        yield mark_page(page, hints)
+    if landed_ids is not None:
+        yield from _pages(deleted_tombstones(coll, landed_ids(coll.name), timeout_ms, ingested_at), hints, batch_size)
+    state.update(snapshot_done=True, resume_token=token, start_at=None)
+
+
+def _stream(
+    coll: Collection[dict[str, Any]],
+    state: MutableMapping[str, Any],
+    watch: dict[str, Any],
+    hints: Any,
+    batch_size: int,
+    timeout_ms: int,
+    ingested_at: datetime,
+) -> Iterator[Any]:
+    options = dict(watch)
+    if state.get("resume_token"):
+        options["resume_after"] = state["resume_token"]
+    elif state.get("start_at"):
+        options["start_at_operation_time"] = ts_from_state(state["start_at"])
+    read_until: Timestamp = cluster_time(coll.database, timeout_ms)
+    page: list[Any] = []
+    with coll.watch(**options) as stream:
+        while True:
+            change = stream.try_next()
+            if change is None:  # nothing more now: the post-batch token is past everything read
+                if stream.resume_token is not None:
+                    state.update(resume_token=stream.resume_token, start_at=None)
+                break
+            if change["clusterTime"] > read_until:  # written after this run began: the next run reads it
+                break
+            op = change["operationType"]
+            if op in END_OPS:
+                raise ResumeTokenExpired(coll.name, f" (the collection saw '{op}')")
+            row = _change_row(coll.name, change, ingested_at)
+            state.update(resume_token=change["_id"], start_at=None)
+            if row is None:
+                continue
+            if not isinstance(row, dict):
+                yield row
+                continue
+            page.append(row)
+            if len(page) >= batch_size:
+                yield mark_page(page, hints)
+                page = []
+    if page:
+        yield mark_page(page, hints)
+
+
+def _change_row(collection: str, change: dict[str, Any], ingested_at: datetime) -> Any:
+    """The row of one change event; None for events that carry nothing to land."""
+    op = change["operationType"]
+    source_ts = ts_datetime(change["clusterTime"])
+    if op == "delete":
+        deleted_at = change.get("wallTime") or source_ts
+        return tombstone(
+            change["documentKey"]["_id"], deleted_at, source_ts, ingested_at, change.get("fullDocumentBeforeChange")
+        )
+    if op in DOCUMENT_OPS:
+        doc = change.get("fullDocument")
+        if doc is None:  # deleted since: its delete event follows
+            return None
+        return document_row(collection, doc, op, source_ts, ingested_at)
+    return None
+
+
+def _pages(rows: Iterator[dict[str, Any]], hints: Any, batch_size: int) -> Iterator[Any]:
+    page: list[dict[str, Any]] = []
+    for row in rows:
+        page.append(row)
+        if len(page) >= batch_size:
+            yield mark_page(page, hints)
+            page = []
+    if page:
+        yield mark_page(page, hints)
