@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,20 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _memory_gib() -> float | None:
+def _memory_gib(field: str = "MemTotal") -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
     return None
+
+
+def _tmp_fs() -> str:
+    """Free space of the temp dir, where the benchmark's pipelines and warehouses live."""
+    usage = shutil.disk_usage(tempfile.gettempdir())
+    return f"{tempfile.gettempdir()}: {usage.free / 2**30:.0f} GiB free of {usage.total / 2**30:.0f} GiB"
 
 
 def _version(package: str) -> str:
@@ -58,6 +66,9 @@ def describe(settings: Settings) -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "cpu": _cpu_model(),
         "memory_gib": _memory_gib(),
+        "mem_available_gib": _memory_gib("MemAvailable"),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "tmp_fs": _tmp_fs(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in PACKAGES},

@@ -1,7 +1,8 @@
-"""Entry point: ``python -m bench.run [--scale S] [--repeat N] [--out DIR]`` (see ``make bench``).
+"""Entry point: ``python -m bench.run [--scale S] [--repeat N] [--sizes 100k,1m,10m] [--out DIR]`` (``make bench``).
 
 Starts real services, generates data, runs the benchmarks, then writes ``DIR/results.json``,
 ``DIR/*.png`` and the markdown page ``DIR.md`` beside the directory (``docs/benchmarks.md``).
+The volume benchmark (:mod:`bench.volume`) starts its own services for each size.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +26,8 @@ from millpond import settings as settings_mod
 from millpond.envutil import scoped_env
 from millpond.settings import Settings
 
-BENCHMARKS = ("kafka", "mongo", "publish", "publish_postgres", "scaling")
+BENCHMARKS = ("kafka", "mongo", "publish", "publish_postgres", "scaling", "volume")
+DEFAULT_SIZES = "100k"
 log = logs.get("bench")
 
 
@@ -44,11 +47,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--publish-orders", type=int, default=None, help="orders in the large publish case (default 500000 x scale)"
     )
     parser.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help=f"landed rows per volume run, comma-separated, e.g. 100k,1m,10m (default {DEFAULT_SIZES})",
+    )
+    parser.add_argument(
+        "--per-source", action="store_true", help="volume: also ingest each source alone (its own ratio to its floor)"
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help="re-render plots and page from OUT/results.json, run nothing"
     )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.scale <= 0 or args.warmup < 0:
         parser.error("--repeat must be >= 1, --scale > 0 and --warmup >= 0")
+    try:
+        from bench.sizes import parse_size
+
+        sizes = sorted({parse_size(x) for x in args.sizes.split(",") if x.strip()})
+    except ValueError:
+        sizes = []
+    if not sizes or sizes[0] <= 0:
+        parser.error(f"--sizes: not a list of positive sizes: {args.sizes!r}")
+    args.sizes = sizes
     if args.publish_orders is None:
         args.publish_orders = max(1000, round(500_000 * args.scale))
     return args
@@ -72,8 +92,62 @@ def _quiet_logs(log_format: str) -> Iterator[None]:
 
 def run_benchmarks(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Start the services (``settings``' binaries), generate the data, run the selected benchmarks; the results."""
+    from bench.harness import BASE, END_DATE
+
+    comparisons: list[dict[str, Any]] = []
+    scaling_result: dict[str, Any] | None = None
+    volume_result: dict[str, Any] | None = None
+    ds = None
+    small_error: str | None = None
+    if "volume" in args.only:
+        from bench import volume
+
+        partial = args.out.resolve() / "results.partial.json"
+
+        def progress(sofar: dict[str, Any]) -> None:  # what survives a crash of a later, larger size
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(sofar, indent=2) + "\n")
+
+        with tempfile.TemporaryDirectory(prefix="millpond-bench-volume-") as root:
+            volume_result = volume.run(
+                settings, args.sizes, args.repeat, Path(root), per_source=args.per_source, progress=progress
+            )
+        partial.unlink(missing_ok=True)
+        log.info("bench.done", benchmark="volume", targets={t["key"]: t["met"] for t in volume_result["targets"]})
+    if set(args.only) - {"volume"}:
+        try:
+            ds, comparisons, scaling_result = _small_benchmarks(args, settings)
+        except Exception as exc:  # the volume figures above are kept; the page names the failure
+            small_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log.error("bench.small.failed", error=small_error)
+    return {
+        "config": {
+            "scale": args.scale,
+            "repeat": args.repeat,
+            "warmup": args.warmup,
+            "factors": args.factors,
+            "publish_orders": args.publish_orders,
+            "sizes": args.sizes,
+            "seed": BASE.seed,
+            "days": BASE.days,
+            "end_date": END_DATE.isoformat(),
+            "base": {k: asdict(BASE)[k] for k in ("customers", "products", "orders_per_day", "sessions_per_day")},
+            "messages": ds.messages if ds else None,
+            "documents": ds.documents if ds else None,
+        },
+        "comparisons": comparisons,
+        "scaling": scaling_result,
+        "small_error": small_error,
+        "volume": volume_result,
+    }
+
+
+def _small_benchmarks(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
+    """The in-process ratio benchmarks on one shared pair of services at ``--scale``."""
     from bench import kafka_ingest, mongo_ingest, publish, publish_postgres, scaling
-    from bench.harness import BASE, END_DATE, make_dataset, postgres_cluster, services
+    from bench.harness import make_dataset, postgres_cluster, services
 
     comparisons: list[dict[str, Any]] = []
     scaling_result: dict[str, Any] | None = None
@@ -102,23 +176,7 @@ def run_benchmarks(args: argparse.Namespace, settings: Settings) -> dict[str, An
             datasets = {f: (ds if f == 1 else make_dataset(svc, args.scale * f, f"x{f}")) for f in args.factors}
             scaling_result = scaling.run(datasets, args.repeat, args.warmup).as_dict()
             log.info("bench.done", benchmark="scaling", ratios=[p["ratio"] for p in scaling_result["points"]])
-    return {
-        "config": {
-            "scale": args.scale,
-            "repeat": args.repeat,
-            "warmup": args.warmup,
-            "factors": args.factors,
-            "publish_orders": args.publish_orders,
-            "seed": BASE.seed,
-            "days": BASE.days,
-            "end_date": END_DATE.isoformat(),
-            "base": {k: asdict(BASE)[k] for k in ("customers", "products", "orders_per_day", "sessions_per_day")},
-            "messages": ds.messages,
-            "documents": ds.documents,
-        },
-        "comparisons": comparisons,
-        "scaling": scaling_result,
-    }
+    return ds, comparisons, scaling_result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,31 +79,90 @@ def services_status(ctx: click.Context) -> None:
 @click.option("--days", default=14, show_default=True, type=int, help="days of history in the first step")
 @click.option("--end-date", type=click.DateTime(["%Y-%m-%d"]), help="last day to generate [default: yesterday]")
 @click.option("--increment", is_flag=True, help="continue one day after the last generated day")
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="multiply customers, products, orders and sessions per day")  # fmt: skip
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(min=1),
+              help="documents per MongoDB bulk write (bounds memory; never changes the data)")  # fmt: skip
+@click.option("--duplicate-rate", default=0.02, show_default=True, type=float, help="chance per event of a copy")
+@click.option("--malformed-rate", default=0.005, show_default=True, type=float,
+              help="chance per event of a malformed record after it")  # fmt: skip
+@click.option("--kafka-poison-rate", default=0.0, show_default=True, type=float,
+              help="chance per event of a poison record after it (see --kafka-poison-kinds)")  # fmt: skip
+@click.option("--kafka-poison-kinds", default="all", show_default=True,
+              help="comma-separated Kafka poison kinds to draw from (see `millpond.generator.poison`)")  # fmt: skip
+@click.option("--oversized-bytes", default=1_200_000, show_default=True, type=click.IntRange(min=1),
+              help="value size of an oversized poison record")  # fmt: skip
+@click.option("--mongo-poison-rate", default=0.0, show_default=True, type=float,
+              help="chance per order version of breaking the contract (see --mongo-poison-kinds)")  # fmt: skip
+@click.option("--mongo-poison-kinds", default="all", show_default=True,
+              help="comma-separated MongoDB poison kinds to draw from (see `millpond.generator.poison`)")  # fmt: skip
+@click.option("--delete-rate", default=0.0, show_default=True, type=float,
+              help="chance per new order that an earlier order is deleted")  # fmt: skip
 @click.pass_context
-def generate(ctx: click.Context, end_date: datetime | None, increment: bool, **knobs: int) -> None:
+def generate(
+    ctx: click.Context, end_date: datetime | None, increment: bool, scale: float, batch_size: int,
+    kafka_poison_kinds: str, mongo_poison_kinds: str, **knobs: Any,
+) -> None:  # fmt: skip
     """Fill MongoDB and Kafka with a deterministic online shop (idempotent per end date)."""
+    from dataclasses import replace
+
     from millpond.generator import GeneratorConfig, generate_shop
 
+    def kinds(value: str) -> tuple[str, ...]:
+        return tuple(k.strip() for k in value.split(",") if k.strip())
+
+    try:
+        config = GeneratorConfig(**knobs).scaled(scale)
+        if kafka_poison_kinds != "all":
+            config = replace(config, kafka_poison_kinds=kinds(kafka_poison_kinds))
+        if mongo_poison_kinds != "all":
+            config = replace(config, mongo_poison_kinds=kinds(mongo_poison_kinds))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     day = end_date.date() if end_date else None
-    result = generate_shop(_settings(ctx), GeneratorConfig(**knobs), day, increment=increment)
+    result = generate_shop(_settings(ctx), config, day, increment=increment, batch_size=batch_size)
     _echo(result.summary())
 
 
 # -- stages ------------------------------------------------------------------------------
+# Exit status of `ingest`/`run` with --fail-on-dead-letters when the run quarantined records
+# (everything else succeeded and was loaded/published); see docs/pipelines/README.md.
+EXIT_DEAD_LETTERS = 3
+_FAIL_ON_DEAD_LETTERS = click.option(
+    "--fail-on-dead-letters",
+    is_flag=True,
+    help=f"exit {EXIT_DEAD_LETTERS} (after finishing) when records were quarantined",
+)
+
+
+def _exit_on_dead_letters(fail_on_dead_letters: bool, dead_letters: int) -> None:
+    if fail_on_dead_letters and dead_letters:
+        click.echo(
+            f"{dead_letters} record(s) quarantined in bronze.dead_letter (see docs/runbooks/dead-letters.md)", err=True
+        )
+        sys.exit(EXIT_DEAD_LETTERS)
+
+
 @cli.command()
-@click.option("--follow", is_flag=True, help="keep loading Kafka every --interval seconds (long-running)")
+@click.option("--follow", is_flag=True, help="keep loading Kafka in micro-batches every --interval seconds")
 @click.option("--interval", default=10.0, show_default=True, type=float)
+@_FAIL_ON_DEAD_LETTERS
 @click.pass_context
-def ingest(ctx: click.Context, follow: bool, interval: float) -> None:
-    """Load MongoDB and Kafka into the warehouse's bronze dataset (incremental, idempotent)."""
+def ingest(ctx: click.Context, follow: bool, interval: float, fail_on_dead_letters: bool) -> None:
+    """Load MongoDB and Kafka into the warehouse's bronze dataset (incremental, idempotent).
+
+    With --follow: until SIGTERM/SIGINT, which finish the current batch and exit 0.
+    """
     from millpond.stages.ingest import follow as follow_kafka
     from millpond.stages.ingest import run_ingest
 
     if follow:
-        follow_kafka(_settings(ctx), interval_s=interval)
+        cycles = follow_kafka(_settings(ctx), interval_s=interval)
+        _echo({"follow": "stopped", "cycles": cycles})
         return
     report = run_ingest(_settings(ctx))
-    _echo({"rows": report.rows, "dead_letters": report.dead_letters, "seconds": report.seconds})
+    _echo(report.summary())
+    _exit_on_dead_letters(fail_on_dead_letters, report.dead_letters)
 
 
 @cli.command()
@@ -136,13 +195,106 @@ def publish(ctx: click.Context) -> None:
 
 
 @cli.command()
+@_FAIL_ON_DEAD_LETTERS
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, fail_on_dead_letters: bool) -> None:
     """ingest → transform → check → publish; stops at the first failure (non-zero exit)."""
+    from millpond.stages.ingest import IngestReport
     from millpond.stages.run import run_all
 
     report = run_all(_settings(ctx))
-    _echo({"run_id": report.run_id, "stages": list(report.stages)})
+    ingested = report.stages.get("ingest")
+    dead_letters = ingested.dead_letters if isinstance(ingested, IngestReport) else 0
+    quarantined = ingested.quarantined if isinstance(ingested, IngestReport) else {}
+    _echo(
+        {
+            "run_id": report.run_id,
+            "stages": list(report.stages),
+            "dead_letters": dead_letters,
+            "quarantined": quarantined,
+        }
+    )
+    _exit_on_dead_letters(fail_on_dead_letters, dead_letters)
+
+
+# -- dead letters and source administration ---------------------------------------------
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """Records quarantined in bronze.dead_letter: list them, replay Kafka ones after a fix."""
+
+
+@dead_letters.command("list")
+@click.option("--source", type=click.Choice(["kafka", "mongodb"]))
+@click.option("--origin", help="topic or collection")
+@click.option("--error-class", help="e.g. contract.missing_field")
+@click.option("--pending", is_flag=True, help="only those not replayed yet")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
+@click.pass_context
+def dead_letters_list(
+    ctx: click.Context, source: str | None, origin: str | None, error_class: str | None, pending: bool, limit: int
+) -> None:
+    """List dead letters, newest first (JSON)."""
+    from millpond.stages.dead_letters import list_dead_letters
+
+    rows = list_dead_letters(
+        _settings(ctx),
+        source=source,
+        origin=origin,
+        error_class=error_class,
+        include_replayed=not pending,
+        limit=limit,
+    )
+    _echo(rows)
+
+
+@dead_letters.command("replay")
+@click.option("--origin", help="only the dead letters of this topic")
+@click.option("--dry-run", is_flag=True, help="re-validate and report, load nothing")
+@click.pass_context
+def dead_letters_replay(ctx: click.Context, origin: str | None, dry_run: bool) -> None:
+    """Re-validate quarantined Kafka records with the current contracts; load, once, those that pass."""
+    from millpond.stages.dead_letters import replay_dead_letters
+
+    _echo(replay_dead_letters(_settings(ctx), origin=origin, dry_run=dry_run).as_dict())
+
+
+@cli.group()
+def mongo() -> None:
+    """MongoDB source administration."""
+
+
+@mongo.command("setup")
+@click.pass_context
+def mongo_setup(ctx: click.Context) -> None:
+    """Create the source's indexes and enable pre-images on the collections (idempotent)."""
+    from millpond.stages.source_admin import mongo_setup as setup
+
+    _echo(setup(_settings(ctx)))
+
+
+@mongo.command("resnapshot")
+@click.argument("collection")
+@click.pass_context
+def mongo_resnapshot(ctx: click.Context, collection: str) -> None:
+    """Forget COLLECTION's stream position: the next ingest takes a fresh snapshot of it."""
+    from millpond.stages.source_admin import mongo_resnapshot as resnapshot
+
+    _echo(resnapshot(_settings(ctx), collection))
+
+
+@cli.group()
+def kafka() -> None:
+    """Kafka source administration."""
+
+
+@kafka.command("rebaseline")
+@click.argument("topic")
+@click.pass_context
+def kafka_rebaseline(ctx: click.Context, topic: str) -> None:
+    """After TOPIC was recreated: archive its landed rows, forget its positions, read it from the beginning."""
+    from millpond.stages.source_admin import kafka_rebaseline as rebaseline
+
+    _echo(rebaseline(_settings(ctx), topic))
 
 
 @cli.command()

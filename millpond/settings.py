@@ -6,12 +6,12 @@ Every variable is documented in ``docs/configuration.md``; defaults suit the emb
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from millpond.errors import MillpondError
 
@@ -62,6 +62,29 @@ class Settings(BaseSettings):
     kafka_ssl_ca_location: Path | None = None
     topics: KafkaTopics = Field(default_factory=KafkaTopics)  # read from MILLPOND_TOPIC_* when built
     io_timeout_s: float = 30.0
+
+    # MongoDB source: change streams ('cdc', needs a replica set) or the updated_at cursor ('cursor').
+    mongo_mode: Literal["cdc", "cursor"] = "cdc"
+    mongo_batch_size: int = Field(default=2_000, gt=0)
+    # Cursor mode: documents newer than (scan start - lag) wait for the next run (late commits are not missed).
+    mongo_cursor_lag_s: float = Field(default=5.0, ge=0)
+    # Cursor mode: every N-th run also compares the collection's ids with the landed ones to find deletes.
+    mongo_reconcile_every: int = Field(default=10, ge=0)
+
+    # Kafka source: one batch (handed to dlt as one Arrow table) ends at whichever bound comes first.
+    kafka_max_batch_messages: int = Field(default=50_000, gt=0)
+    kafka_max_batch_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    kafka_max_batch_seconds: float = Field(default=5.0, gt=0)
+    # A message value larger than this is quarantined (size.oversized) instead of landed.
+    kafka_max_message_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Topics that may not exist yet (comma-separated names); any other missing topic fails the run.
+    kafka_optional_topics: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Consumer group the loaded positions are committed to after each load (lag in standard tooling).
+    kafka_consumer_group: str = "millpond-ingest"
+    # Event-time plausibility at the Kafka edge: before this (default: start_date) or more than
+    # max_future_skew_s ahead of now is quarantined (contract.implausible_time).
+    earliest_event_time: datetime | None = None
+    max_future_skew_s: float = Field(default=300.0, ge=0)
     # How long a stage waits for another stage to release the data dir's pipeline lock
     # (0: fail at once). The scheduled Kubernetes run sets it; the follower never waits.
     lock_timeout_s: float = 0.0
@@ -94,8 +117,19 @@ class Settings(BaseSettings):
     log_format: str = "auto"
     log_level: str = "INFO"
 
+    @field_validator("kafka_optional_topics", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.resolve()
+        if self.earliest_event_time is None:
+            self.earliest_event_time = datetime.combine(self.start_date, time(0), UTC)
+        elif self.earliest_event_time.tzinfo is None:
+            self.earliest_event_time = self.earliest_event_time.replace(tzinfo=UTC)
         if self.warehouse_path is None:
             self.warehouse_path = self.data_dir / "warehouse" / "millpond.duckdb"
         if self.state_path is None:
@@ -129,6 +163,12 @@ class Settings(BaseSettings):
     def serving(self) -> Path:
         assert self.serving_path is not None
         return self.serving_path
+
+    @property
+    def earliest_event(self) -> datetime:
+        """The first plausible Kafka event time (time-zone aware)."""
+        assert self.earliest_event_time is not None
+        return self.earliest_event_time
 
     @property
     def dlt_dir(self) -> Path:

@@ -6,8 +6,10 @@ when absent) and its ``event_ts`` is an ISO-8601 timestamp with a time zone insi
 plausible range. Each rule that a blocking silver audit checks on one record is in these
 schemas, so a bad record is quarantined with its reason instead of failing every later run.
 
-The schemas are compiled once (fastjsonschema). Event-type enums are not written in the schema
-files: the loader fills every property marked ``"x-millpond-vocabulary": "event_types"`` from
+The schemas are compiled once, twice over: to a msgspec Struct (``structs.py``), the fast path
+every message takes first, and to a fastjsonschema function, which checks and explains every
+message the Struct refuses. Event-type enums are not written in the schema files: the loader
+fills every property marked ``"x-millpond-vocabulary": "event_types"`` from
 ``ingest.vocabulary.EVENT_TYPES``.
 """
 
@@ -22,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+import msgspec
 import orjson
 
+from ingest.kafka.structs import FastPath, fast_path
 from ingest.vocabulary import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -41,17 +45,19 @@ IMPLAUSIBLE_TIME = "contract.implausible_time"
 UNKNOWN_STREAM = "contract.unknown_stream"
 
 Problem = tuple[str, str]  # (error class, reason naming the field)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A message that meets its contract."""
+class Event(msgspec.Struct, frozen=True):
+    """A message that meets its contract; ``event_ts_us`` is ``event_ts`` in microseconds since the epoch."""
 
     event_id: str
     event_type: str
     event_ts: datetime
     schema_version: int
     payload: dict[str, Any]
+    event_ts_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Contract:
     version: int
     schema: dict[str, Any]
     check: Callable[[Any], Any]
+    fast: FastPath | None = None  # None: the schema has keywords the fast path does not take
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -93,7 +100,10 @@ def contracts(schema_dir: Path = SCHEMA_DIR) -> Mapping[str, Mapping[int, Contra
     for path in sorted(schema_dir.glob("*/v*.json")):
         stream, version = path.parent.name, int(path.stem[1:])
         schema = load_schema(path, stream)
-        out.setdefault(stream, {})[version] = Contract(stream, version, schema, fastjsonschema.compile(schema))
+        check = fastjsonschema.compile(schema)
+        out.setdefault(stream, {})[version] = Contract(
+            stream, version, schema, check, fast_path(schema, f"{stream}_v{version}")
+        )
     return out
 
 
@@ -139,6 +149,69 @@ def parse_time(value: str) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
+class EdgeCheck:
+    """The contract check of one stream at one moment; ``check(raw)`` is :func:`validate` with these arguments."""
+
+    __slots__ = ("earliest", "latest", "max_bytes", "max_future_skew_s", "stream", "versions")
+
+    def __init__(
+        self,
+        stream: str,
+        *,
+        now: datetime,
+        earliest: datetime | None,
+        max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.stream = stream
+        self.versions = contracts().get(stream)
+        self.earliest = earliest
+        self.latest = now + timedelta(seconds=max_future_skew_s)
+        self.max_future_skew_s = max_future_skew_s
+        self.max_bytes = max_bytes
+
+    def check(self, raw: bytes) -> tuple[Event | None, Problem | None]:
+        if self.max_bytes is not None and len(raw) > self.max_bytes:
+            return None, (OVERSIZED, f"value is {len(raw)} bytes, over the limit of {self.max_bytes}")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            what = "UTF-8" if "utf-8" in str(exc).lower() else "JSON"
+            return None, (JSON_INVALID, f"value is not valid {what}: {exc}")
+        if type(data) is not dict:
+            kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+                type(data), "null"
+            )
+            return None, (TYPE_ERROR, f"value is a JSON {kind}, not an object")
+        versions = self.versions
+        if versions is None:
+            return None, (UNKNOWN_STREAM, f"no contract for stream '{self.stream}'")
+        version = data.get("schema_version", DEFAULT_SCHEMA_VERSION)
+        contract = versions.get(version) if type(version) is int else None
+        if contract is None:
+            known = sorted(versions)
+            reason = f"field 'schema_version' is {version!r:.40}; {self.stream} knows {known}"
+            return None, (UNKNOWN_SCHEMA_VERSION, reason)
+        if contract.fast is None or not contract.fast.accepts(data):
+            try:
+                contract.check(data)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                return None, _explain(contract, data, exc)
+        event_ts = data["event_ts"]
+        moment = parse_time(event_ts)
+        if moment is None:
+            reason = f"field 'event_ts' is not an ISO-8601 timestamp with a time zone: {event_ts!r:.60}"
+            return None, (VALUE_ERROR, reason)
+        if moment > self.latest:
+            reason = f"field 'event_ts' {event_ts} is after now + {self.max_future_skew_s:g}s"
+            return None, (IMPLAUSIBLE_TIME, reason)
+        if self.earliest is not None and moment < self.earliest:
+            return None, (IMPLAUSIBLE_TIME, f"field 'event_ts' {event_ts} is before {self.earliest.isoformat()}")
+        since = moment - EPOCH
+        micros = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+        return Event(data["event_id"], data["event_type"], moment, version, data, micros), None
+
+
 def validate(
     stream: str,
     raw: bytes,
@@ -153,34 +226,5 @@ def validate(
     An event time after ``now + max_future_skew_s`` or before ``earliest`` is implausible; a
     value longer than ``max_bytes`` is oversized and not parsed at all.
     """
-    if max_bytes is not None and len(raw) > max_bytes:
-        return None, (OVERSIZED, f"value is {len(raw)} bytes, over the limit of {max_bytes}")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        what = "UTF-8" if "utf-8" in str(exc).lower() else "JSON"
-        return None, (JSON_INVALID, f"value is not valid {what}: {exc}")
-    if not isinstance(data, dict):
-        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(data), "null")
-        return None, (TYPE_ERROR, f"value is a JSON {kind}, not an object")
-    versions = contracts().get(stream)
-    if versions is None:
-        return None, (UNKNOWN_STREAM, f"no contract for stream '{stream}'")
-    version = data.get("schema_version", DEFAULT_SCHEMA_VERSION)
-    contract = versions.get(version) if type(version) is int else None
-    if contract is None:
-        known = sorted(versions)
-        return None, (UNKNOWN_SCHEMA_VERSION, f"field 'schema_version' is {version!r:.40}; {stream} knows {known}")
-    try:
-        contract.check(data)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        return None, _explain(contract, data, exc)
-    moment = parse_time(data["event_ts"])
-    if moment is None:
-        reason = f"field 'event_ts' is not an ISO-8601 timestamp with a time zone: {data['event_ts']!r:.60}"
-        return None, (VALUE_ERROR, reason)
-    if moment > now + timedelta(seconds=max_future_skew_s):
-        return None, (IMPLAUSIBLE_TIME, f"field 'event_ts' {data['event_ts']} is after now + {max_future_skew_s:g}s")
-    if earliest is not None and moment < earliest:
-        return None, (IMPLAUSIBLE_TIME, f"field 'event_ts' {data['event_ts']} is before {earliest.isoformat()}")
-    return Event(data["event_id"], data["event_type"], moment, version, data), None
+    gate = EdgeCheck(stream, now=now, earliest=earliest, max_future_skew_s=max_future_skew_s, max_bytes=max_bytes)
+    return gate.check(raw)

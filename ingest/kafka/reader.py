@@ -20,7 +20,7 @@ import dlt
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 
 from ingest.dead_letter import HINTS as DEAD_LETTER_HINTS
-from ingest.kafka.contracts import DEFAULT_MAX_FUTURE_SKEW_S, validate
+from ingest.kafka.contracts import DEFAULT_MAX_FUTURE_SKEW_S, EdgeCheck
 from ingest.kafka.helpers import KafkaCredentials, KafkaSourceError, SourceConsumer, TopicRecreated, log
 from ingest.kafka.rows import LandedBatch, kafka_dead_letter
 
@@ -170,6 +170,8 @@ def _read(
             continue
         last_progress = now_mono
         now = datetime.now(UTC)
+        check = EdgeCheck(stream, now=now, earliest=earliest, max_future_skew_s=skew, max_bytes=limit).check
+        add = batch.add
         for msg in messages:
             partition = int(msg.partition() or 0)
             error = msg.error()
@@ -191,10 +193,10 @@ def _read(
                 continue
             raw = msg.value() or b""
             offset = int(msg.offset() or 0)
-            event, problem = validate(stream, raw, now=now, earliest=earliest, max_future_skew_s=skew, max_bytes=limit)
+            event, problem = check(raw)
             _kind, ts_ms = msg.timestamp()
             if event is not None:
-                batch.add(partition, offset, msg.key(), ts_ms, raw, event)
+                add(partition, offset, msg.key(), ts_ms, raw, event)
             else:
                 assert problem is not None
                 dead.append(

@@ -7,14 +7,14 @@ the replay of dead letters.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
 import pyarrow as pa
 
 from ingest.dead_letter import dead_letter_row, kafka_headers
-from ingest.kafka.contracts import Event, Problem
+from ingest.kafka.contracts import EPOCH, MICROSECOND, Event, Problem
 
 ENVELOPE_COLUMNS: dict[str, Any] = {
     "topic": {"data_type": "text"},
@@ -29,9 +29,6 @@ ENVELOPE_COLUMNS: dict[str, Any] = {
     "payload": {"data_type": "json"},
     "_ingested_at": {"data_type": "timestamp"},
 }
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
-
 ARROW_SCHEMA = pa.schema(
     [
         ("topic", pa.string()),
@@ -77,7 +74,7 @@ class LandedBatch:
         self.nbytes = 0
         self._partition: list[int] = []
         self._offset: list[int] = []
-        self._key: list[str | None] = []
+        self._key: list[bytes | None] = []  # as read; text in to_arrow
         self._ts: list[int | None] = []
         self._event_id: list[str] = []
         self._event_type: list[str] = []
@@ -92,11 +89,12 @@ class LandedBatch:
         """One valid message; ``raw`` is its value, landed as the payload."""
         self._partition.append(partition)
         self._offset.append(offset)
-        self._key.append(decode_key(key))
+        self._key.append(key or None)
         self._ts.append(ts_ms if ts_ms and ts_ms > 0 else None)
         self._event_id.append(event.event_id)
         self._event_type.append(event.event_type)
-        self._event_ts.append((event.event_ts - EPOCH) // MICROSECOND)
+        micros = event.event_ts_us
+        self._event_ts.append((event.event_ts - EPOCH) // MICROSECOND if micros is None else micros)
         self._version.append(event.schema_version)
         self._payload.append(raw)
         self.nbytes += len(raw)
@@ -104,19 +102,27 @@ class LandedBatch:
     def to_arrow(self) -> pa.Table:
         n = len(self)
         columns = [
-            pa.array([self.topic] * n, pa.string()),
+            pa.repeat(pa.scalar(self.topic, pa.string()), n),
             pa.array(self._partition, pa.int64()),
             pa.array(self._offset, pa.int64()),
-            pa.array(self._key, pa.string()),
+            self._keys(),
             pa.array(self._ts, pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC")),
             pa.array(self._event_id, pa.string()),
             pa.array(self._event_type, pa.string()),
             pa.array(self._event_ts, pa.timestamp("us", tz="UTC")),
             pa.array(self._version, pa.int64()),
             pa.array(self._payload, pa.binary()).cast(pa.string()),  # validated UTF-8 already
-            pa.array([self.ingested_at] * n, pa.timestamp("us", tz="UTC")),
+            pa.repeat(pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC")), n),
         ]
         return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
+
+    def _keys(self) -> pa.Array:
+        """The keys as text: cast in bulk, or decoded one by one with replacement when one is not UTF-8."""
+        keys = pa.array(self._key, pa.binary())
+        try:
+            return keys.cast(pa.string())
+        except pa.ArrowInvalid:
+            return pa.array([decode_key(key) for key in self._key], pa.string())
 
 
 def kafka_dead_letter(

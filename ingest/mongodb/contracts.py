@@ -28,11 +28,16 @@ NUMBER = (Decimal128, Decimal, int, float)
 
 @dataclass(frozen=True)
 class CollectionContract:
-    """Required fields (``name -> python type``), the ones that must be non-blank text, and dlt column hints."""
+    """Required fields (``name -> python type``), the ones that must be non-blank text, and dlt column hints.
+
+    ``nested_columns`` holds the column hints of the child tables dlt makes from nested lists
+    (``line_items`` -> ``mongo_orders__line_items``).
+    """
 
     required: dict[str, type | tuple[type, ...]]
     non_blank: tuple[str, ...] = ()
     columns: dict[str, Any] = field(default_factory=dict)
+    nested_columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 COLLECTIONS: dict[str, CollectionContract] = {
@@ -55,6 +60,7 @@ COLLECTIONS: dict[str, CollectionContract] = {
         },
         non_blank=("customer_id", "status"),
         columns={"total_amount": MONEY},
+        nested_columns={"line_items": {"unit_price": MONEY}},
     ),
 }
 

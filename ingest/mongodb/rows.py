@@ -8,6 +8,7 @@ across loads the merge on ``_id`` keeps the last one loaded.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,12 @@ def table_hints(collection: str) -> Any:
         table_name=f"mongo_{collection}",
         primary_key="_id",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        columns={**COLLECTIONS[collection].columns, **LINEAGE_COLUMNS},
+        # copies: dlt writes each column's name into the hint dicts it is given
+        columns=copy.deepcopy({**COLLECTIONS[collection].columns, **LINEAGE_COLUMNS}),
+        nested_hints={
+            path: dlt.mark.make_nested_hints(columns=copy.deepcopy(columns))
+            for path, columns in COLLECTIONS[collection].nested_columns.items()
+        },
     )
 
 

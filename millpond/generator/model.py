@@ -2,10 +2,19 @@
 
 Nothing here does I/O: given a seed, a clock ("as of") and the previous state it returns
 the MongoDB documents to upsert and the Kafka messages to produce, including injected faults.
+
+Two kinds of randomness keep the data reproducible however it is streamed: ``rng`` draws the
+shop in a fixed order per step; everything else is a keyed hash (``keyed_bits``) of the seed and
+what it is about: an order's lifecycle events (order id, event type), the faults injected after an
+event (its event id), an order version's poison (order id, status) and deletes (order id). So the
+good data does not change when a fault knob does, and nothing depends on which step or batch
+reveals it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import random
 import uuid
@@ -17,6 +26,8 @@ from typing import Any
 from faker import Faker
 
 from ingest.vocabulary import EVENT_TYPES, ORDER_STATUS_FLOW, ORDER_STATUSES
+from millpond.generator import poison
+from millpond.generator.poison import KAFKA_POISON_KINDS, MONGO_POISON_KINDS
 
 CATEGORIES = ("books", "garden", "kitchen", "toys", "outdoor", "electronics", "beauty")
 CARRIERS = ("DHL", "UPS", "PostNL", "DPD")
@@ -32,10 +43,20 @@ PAGE_VIEW, ADD_TO_CART, CHECKOUT_STARTED, ORDER_PLACED = EVENT_TYPES["clickstrea
 PAYMENT_AUTHORIZED, PAYMENT_CAPTURED, _PAYMENT_FAILED, REFUND_ISSUED = EVENT_TYPES["payments"]  # never fails here
 SHIPMENT_CREATED, SHIPMENT_DELIVERED = EVENT_TYPES["shipments"]
 
+VOLUME_KNOBS = ("customers", "products", "orders_per_day", "sessions_per_day")
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Volume knobs and fault rates; every run with the same values produces the same data."""
+    """Volume knobs and fault rates; every run with the same values produces the same data.
+
+    Fault rates: ``duplicate_rate``, ``malformed_rate`` and ``kafka_poison_rate`` are chances per
+    good Kafka message of one extra record after it (an exact copy, a legacy malformed record, a
+    poison record of a kind drawn from ``kafka_poison_kinds``); ``mongo_poison_rate`` is the chance
+    per order version written that it breaks the contract (a kind from ``mongo_poison_kinds``; the
+    next version of that order is clean again); ``delete_rate`` is the chance per new order that one
+    earlier order (any order placed so far) is deleted from MongoDB.
+    """
 
     seed: int = 42
     customers: int = 200
@@ -48,6 +69,25 @@ class GeneratorConfig:
     late_rate: float = 0.03
     drift_rate: float = 0.05
     cancel_rate: float = 0.08
+    kafka_poison_rate: float = 0.0
+    kafka_poison_kinds: tuple[str, ...] = KAFKA_POISON_KINDS
+    oversized_bytes: int = 1_200_000  # size of an oversized record's value (above the 1 MiB edge limit)
+    mongo_poison_rate: float = 0.0
+    mongo_poison_kinds: tuple[str, ...] = MONGO_POISON_KINDS
+    delete_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, kinds, known in (
+            ("kafka_poison_kinds", self.kafka_poison_kinds, KAFKA_POISON_KINDS),
+            ("mongo_poison_kinds", self.mongo_poison_kinds, MONGO_POISON_KINDS),
+        ):
+            unknown = sorted(set(kinds) - set(known))
+            if unknown or not kinds:
+                raise ValueError(f"{name}: unknown kinds {unknown} (known: {', '.join(known)})")
+
+    def scaled(self, factor: float) -> GeneratorConfig:
+        """The same shop with every volume knob (customers, products, orders and sessions per day) times ``factor``."""
+        return dataclasses.replace(self, **{k: max(1, round(getattr(self, k) * factor)) for k in VOLUME_KNOBS})
 
 
 @dataclass
@@ -57,7 +97,23 @@ class Message:
     topic_key: str
     key: str
     value: bytes
-    event: dict[str, Any] | None = None  # None for injected malformed records
+    event: dict[str, Any] | None = None  # None for injected malformed and poison records
+    poison: str | None = None  # the poison kind, for injected poison records
+
+
+def keyed_bits(*parts: object) -> int:
+    """128 bits that depend only on ``parts``: a draw that is the same in every step and process."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "big")
+
+
+def keyed_uuid(*parts: object) -> str:
+    return str(uuid.UUID(int=keyed_bits(*parts), version=4))
+
+
+def fraction(bits: int, slot: int) -> float:
+    """The ``slot``-th 32-bit slice (0..3) of ``bits`` as a uniform draw in [0, 1)."""
+    return ((bits >> (32 * slot)) & 0xFFFF_FFFF) / 2**32
 
 
 def ts(moment: datetime) -> str:
@@ -187,8 +243,10 @@ class ShopModel:
         return applied
 
     # -- events --------------------------------------------------------------------------
-    def event(self, topic_key: str, key: str, event_type: str, at: datetime, **fields: Any) -> Message:
-        body = {"event_id": self._uuid(), "event_type": event_type, "event_ts": ts(at), **fields}
+    def event(
+        self, topic_key: str, key: str, event_type: str, at: datetime, event_id: str | None = None, **fields: Any
+    ) -> Message:
+        body = {"event_id": event_id or self._uuid(), "event_type": event_type, "event_ts": ts(at), **fields}
         return Message(topic_key, key, json.dumps(body, default=str).encode(), body)
 
     def clickstream(
@@ -224,10 +282,16 @@ class ShopModel:
         return out
 
     def lifecycle_events(self, order: dict[str, Any], applied: list[dict[str, Any]]) -> list[Message]:
-        """Payment and shipment events for the status transitions just applied."""
+        """Payment and shipment events for the status transitions just applied (no draw from ``rng``)."""
         out: list[Message] = []
         oid = order["_id"]
         amount = str(order["total_amount"])
+        seed = self.config.seed
+
+        def event(topic_key: str, event_type: str, at: datetime, **fields: Any) -> Message:
+            return self.event(topic_key, oid, event_type, at, keyed_uuid(seed, oid, event_type), **fields)
+
+        tracking = f"{order['_carrier']}{10**9 + keyed_bits(seed, oid, 'tracking') % (9 * 10**9)}"
         for step in applied:
             status, at = step["status"], step["at"]
             if status == PAID:
@@ -237,39 +301,63 @@ class ShopModel:
                     "currency": "EUR",
                     "method": order["_method"],
                 }
-                out.append(self.event("payments", oid, PAYMENT_AUTHORIZED, at - timedelta(seconds=30), **base))
-                out.append(self.event("payments", oid, PAYMENT_CAPTURED, at, **base))
-            elif status == SHIPPED:
-                tracking = f"{order['_carrier']}{self.rng.randrange(10**9, 10**10)}"
-                order["_tracking"] = tracking
-                out.append(self.event("shipments", oid, SHIPMENT_CREATED, at, order_id=oid,
-                                      carrier=order["_carrier"], tracking_number=tracking))  # fmt: skip
-            elif status == DELIVERED:
-                out.append(self.event("shipments", oid, SHIPMENT_DELIVERED, at, order_id=oid,
-                                      carrier=order["_carrier"], tracking_number=order.get("_tracking")))  # fmt: skip
+                out.append(event("payments", PAYMENT_AUTHORIZED, at - timedelta(seconds=30), **base))
+                out.append(event("payments", PAYMENT_CAPTURED, at, **base))
+            elif status in (SHIPPED, DELIVERED):
+                kind = SHIPMENT_CREATED if status == SHIPPED else SHIPMENT_DELIVERED
+                carrier = order["_carrier"]
+                out.append(event("shipments", kind, at, order_id=oid, carrier=carrier, tracking_number=tracking))
             elif status == CANCELLED and any(h["status"] == PAID for h in order["status_history"]):
-                out.append(self.event("payments", oid, REFUND_ISSUED, at, order_id=oid, amount=amount,
-                                      currency="EUR", method=order["_method"]))  # fmt: skip
+                out.append(event("payments", REFUND_ISSUED, at, order_id=oid, amount=amount,
+                                 currency="EUR", method=order["_method"]))  # fmt: skip
         return out
 
     def inject_faults(self, messages: list[Message]) -> list[Message]:
-        """Duplicates (same event, new offset) and malformed records, at the configured rates."""
+        """Each good message followed by its duplicate, malformed and poison records, at the configured rates."""
         out: list[Message] = []
+        config = self.config
         for msg in messages:
             out.append(msg)
-            if self.rng.random() < self.config.duplicate_rate:
+            if msg.event is None:
+                continue
+            event_id = msg.event["event_id"]
+            bits = keyed_bits(config.seed, "faults", event_id)
+            if fraction(bits, 0) < config.duplicate_rate:
                 out.append(Message(msg.topic_key, msg.key, msg.value, msg.event))
-            if self.rng.random() < self.config.malformed_rate:
-                out.append(self.malformed(msg.topic_key))
+            if fraction(bits, 1) < config.malformed_rate:
+                out.append(self.malformed(msg.topic_key, event_id))
+            if fraction(bits, 2) < config.kafka_poison_rate:
+                kind = config.kafka_poison_kinds[(bits >> 96) % len(config.kafka_poison_kinds)]
+                body = {**msg.event, "event_id": keyed_uuid(config.seed, "poison", event_id)}
+                value = poison.kafka_value(kind, msg.topic_key, body, oversized_bytes=config.oversized_bytes)
+                out.append(Message(msg.topic_key, msg.key, value, None, kind))
         return out
 
-    def malformed(self, topic_key: str) -> Message:
-        kind = self.rng.randrange(3)
+    def malformed(self, topic_key: str, event_id: str) -> Message:
+        """One of three legacy malformed records, drawn from the good event it follows."""
+        kind = keyed_bits(self.config.seed, "malformed", event_id) % 3
         if kind == 0:
             value = b'{"event_id": "truncated'
         elif kind == 1:
             value = json.dumps({"event_type": PAGE_VIEW, "event_ts": "yesterday"}).encode()
         else:
-            value = json.dumps({"event_id": self._uuid(), "event_type": PAGE_VIEW,
-                                "event_ts": "not-a-timestamp"}).encode()  # fmt: skip
+            bad_id = keyed_uuid(self.config.seed, "malformed", event_id)
+            value = json.dumps({"event_id": bad_id, "event_type": PAGE_VIEW, "event_ts": "not-a-timestamp"}).encode()
         return Message(topic_key, "malformed", value, None)
+
+    def poison_order(self, order: dict[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+        """``(document to write, poison kind or None, clean values of the fields it breaks)`` for one order version."""
+        config = self.config
+        bits = keyed_bits(config.seed, "mongo_poison", order["_id"], order["status"])
+        if fraction(bits, 0) >= config.mongo_poison_rate:
+            return order, None, {}
+        kind = config.mongo_poison_kinds[(bits >> 96) % len(config.mongo_poison_kinds)]
+        doc, repair = poison.mongo_document(kind, order)
+        return doc, kind, repair
+
+    def deleted_order(self, order_id: str, orders_so_far: int) -> int | None:
+        """The number of the earlier order (any placed so far, ``order_id`` included) deleted after this one, if any."""
+        bits = keyed_bits(self.config.seed, "delete", order_id)
+        if fraction(bits, 0) >= self.config.delete_rate:
+            return None
+        return 1 + (bits >> 64) % orders_so_far

@@ -16,6 +16,7 @@ def _positive(value: object) -> bool:
 def test_bench_runs_and_writes_results_plots_and_page(tmp_path: Path):
     out = tmp_path / "benchmarks"
     argv = ["--scale", "0.05", "--repeat", "1", "--warmup", "0", "--factors", "1,2", "--publish-orders", "2000"]
+    argv += ["--only", "kafka", "mongo", "publish", "publish_postgres", "scaling"]  # volume: test_bench_volume.py
     assert main([*argv, "--out", str(out)]) == 0
 
     results = json.loads((out / "results.json").read_text())

@@ -105,3 +105,54 @@ def test_a_data_dir_that_cannot_be_created_is_one_clear_line_and_exit_1(tmp_path
     assert last.startswith("error: [io] Not a directory: ")
     assert str(blocker) in last
     assert "MILLPOND_DATA_DIR" in last
+
+
+def _produce_poison(cfg) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap})
+    producer.produce(cfg.topics.payments, value=b"{not json")
+    assert producer.flush(30) == 0
+
+
+def test_ingest_exits_3_on_dead_letters_only_when_asked(make_settings):
+    cfg = make_settings("exit")
+    env = pipeline_env(cfg)
+    knobs = ["--customers", "20", "--products", "5", "--orders-per-day", "5", "--sessions-per-day", "2", "--days", "2"]
+    assert invoke(env, "generate", *knobs, "--end-date", "2026-03-02").exit_code == 0
+    _produce_poison(cfg)
+    first = CliRunner().invoke(cli, ["ingest"], env=env)
+    assert first.exit_code == 0, first.output  # quarantined records do not fail the run by default
+    summary = json.loads(first.stdout)
+    assert summary["dead_letters"] == sum(n for c in summary["quarantined"].values() for n in c.values()) > 0
+    assert invoke(env, "generate", *knobs, "--increment").exit_code == 0
+    _produce_poison(cfg)
+    second = CliRunner().invoke(cli, ["ingest", "--fail-on-dead-letters"], env=env)
+    assert second.exit_code == 3, second.output
+    assert "quarantined in bronze.dead_letter" in second.stderr
+    assert json.loads(second.stdout)["dead_letters"] > 0  # the summary is still printed
+    third = CliRunner().invoke(cli, ["ingest", "--fail-on-dead-letters"], env=env)
+    assert third.exit_code == 0  # nothing new, nothing quarantined by this run
+
+
+def test_source_admin_commands(make_settings):
+    cfg = make_settings("admin")
+    env = pipeline_env(cfg)
+    assert invoke(env, "generate", "--customers", "5", "--products", "3", "--days", "1").exit_code == 0
+    setup = invoke(env, "mongo", "setup")
+    assert setup.exit_code == 0, setup.output
+    assert invoke(env, "mongo", "setup").stdout == setup.stdout  # idempotent
+    assert invoke(env, "ingest").exit_code == 0
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        (first_load,) = con.execute("select max(_dlt_load_id) from bronze.mongo_orders").fetchone()
+        (orders,) = con.execute("select count(*) from bronze.mongo_orders").fetchone()
+    resnapshot = invoke(env, "mongo", "resnapshot", "orders")
+    assert json.loads(resnapshot.stdout)["cleared"] is True
+    assert invoke(env, "ingest").exit_code == 0
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        reloaded = con.execute("select count(*), min(_dlt_load_id) from bronze.mongo_orders").fetchone()
+    assert reloaded[0] == orders and reloaded[1] > first_load  # every order re-read, none doubled
+    unknown = CliRunner().invoke(cli, ["kafka", "rebaseline", "no.such.topic"], env=env)
+    assert isinstance(unknown.exception, MillpondError) and "not one of the configured topics" in str(unknown.exception)
+    wrong = CliRunner().invoke(cli, ["mongo", "resnapshot", "invoices"], env=env)
+    assert isinstance(wrong.exception, MillpondError) and "unknown collection" in str(wrong.exception)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,33 @@ def test_service_binaries_and_the_lock_timeout_come_from_the_environment(env: py
         Path("/opt/pg/bin"),
     )
     assert cfg.lock_timeout_s == 90.0
+
+
+def test_source_settings_have_safe_defaults_and_parse_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    cfg = settings_mod.load()
+    assert cfg.mongo_mode == "cdc" and cfg.kafka_optional_topics == []
+    assert cfg.earliest_event == datetime(2025, 1, 1, tzinfo=UTC)  # start_date at midnight UTC
+    env.setenv("MILLPOND_MONGO_MODE", "cursor")
+    env.setenv("MILLPOND_KAFKA_OPTIONAL_TOPICS", "shop.returns, shop.refunds")
+    env.setenv("MILLPOND_KAFKA_MAX_BATCH_MESSAGES", "1000")
+    env.setenv("MILLPOND_START_DATE", "2024-06-01")
+    cfg = settings_mod.load()
+    assert cfg.mongo_mode == "cursor" and cfg.kafka_max_batch_messages == 1000
+    assert cfg.kafka_optional_topics == ["shop.returns", "shop.refunds"]
+    assert cfg.earliest_event == datetime(2024, 6, 1, tzinfo=UTC)
+    env.setenv("MILLPOND_EARLIEST_EVENT_TIME", "2024-01-01T00:00:00")  # no zone: UTC
+    assert settings_mod.load().earliest_event == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MILLPOND_MONGO_MODE", "oplog", "Input should be 'cdc' or 'cursor'"),
+        ("MILLPOND_KAFKA_MAX_BATCH_BYTES", "0", "Input should be greater than 0"),
+        ("MILLPOND_MONGO_CURSOR_LAG_S", "-1", "Input should be greater than or equal to 0"),
+    ],
+)
+def test_a_bad_source_setting_is_refused(env: pytest.MonkeyPatch, variable: str, value: str, message: str) -> None:
+    env.setenv(variable, value)
+    with pytest.raises(MillpondError, match=f"{variable}: {message}"):
+        settings_mod.load()

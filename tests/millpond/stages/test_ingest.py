@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -19,13 +20,16 @@ from millpond.health import Heartbeat
 from millpond.settings import Settings
 from millpond.stages.ingest import (
     FOLLOW_HEARTBEAT,
+    commit_kafka_positions,
     declared_landed_tables,
     ensure_landed_tables,
     follow,
     kafka_credentials,
+    make_pipeline,
     missing_landed_tables,
     run_ingest,
 )
+from millpond.stages.source_admin import kafka_rebaseline
 from tests.support.pipelines import isolated_settings, pipeline_env
 from tests.support.ports import free_port
 from tests.support.warehouse import landed_row_counts
@@ -87,6 +91,23 @@ def _assert_exactly_once(cfg: Settings, produced_messages: int) -> None:
         assert counts[table] == expected
 
 
+def _assert_landed_types_are_declared(cfg: Settings, tables: set[str] | None = None) -> None:
+    """The parquet loads keep the column types the models read (decimals, TIMESTAMPTZ, JSON payload)."""
+    aliases = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        for table, columns in declared_landed_tables(cfg).items():
+            if tables is not None and table not in tables:
+                continue
+            actual = {r[0]: r[1] for r in con.execute(f'describe bronze."{table}"').fetchall()}
+            wrong = {
+                name: (kind, actual[name])
+                for name, kind in columns.items()
+                if name in actual
+                and aliases.get(kind.replace(" ", ""), kind).replace(" ", "") != actual[name].replace(" ", "")
+            }
+            assert not wrong, (table, wrong)
+
+
 def test_kafka_credentials_come_from_the_millpond_kafka_settings(tmp_path: Path):
     cfg = Settings(
         data_dir=tmp_path,
@@ -121,16 +142,27 @@ def test_ingest_loads_everything_once_and_quarantines_bad_records(make_settings)
         }
     assert all(reasons) and any("JSON" in r or "event_id" in r or "event_ts" in r for r in reasons)
     # each table has its own columns: the dead letters carry none of the Kafka event envelope
-    assert columns["dead_letter"] == [
-        "dead_letter_id", "source", "origin", "partition", "offset", "record_key", "raw_value", "reason", "received_at",
-    ]  # fmt: skip
+    assert set(columns["dead_letter"]) >= {
+        "dead_letter_id", "source", "origin", "partition", "offset", "record_key", "raw_value", "raw_bytes", "headers",
+        "error_class", "reason", "first_seen_at", "received_at", "replayed_at",
+    }  # fmt: skip
+    assert not set(columns["dead_letter"]) & {"event_id", "event_type", "payload"}
     assert columns["kafka_clickstream"] == list(ENVELOPE_COLUMNS)
+    assert sum(n for classes in report.quarantined.values() for n in classes.values()) == report.dead_letters
     assert missing_landed_tables(cfg) == []  # every declared landed table exists after a run
+    _assert_landed_types_are_declared(cfg)
 
     assert not run_ingest(cfg).rows  # nothing new: nothing loaded
     second = _generate(cfg, date(2026, 3, 4))
     run_ingest(cfg)
     _assert_exactly_once(cfg, first.messages + second.messages)
+
+
+def test_child_table_decimals_land_as_declared(make_settings):
+    cfg = make_settings()
+    _generate(cfg, date(2026, 3, 3))
+    run_ingest(cfg, kafka=False)
+    _assert_landed_types_are_declared(cfg, {"mongo_orders__line_items"})
 
 
 def test_mongo_document_breaking_contract_goes_to_dead_letter(make_settings):
@@ -260,8 +292,8 @@ def test_follow_gives_up_after_consecutive_failures(make_settings):
     assert Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read() is None
 
 
-def test_offsets_beyond_a_recreated_topic_fail_loudly(tmp_path, mongo):
-    """A broker that lost its log (Tansu keeps it in memory) must not make ingest re-use offsets."""
+def test_rebaseline_after_a_recreated_topic(tmp_path, mongo):
+    """A broker that lost its log (Tansu keeps it in memory) stops ingest until the topics are re-baselined."""
     from millpond.services import KafkaBroker
 
     broker = KafkaBroker(tmp_path / "broker", free_port())
@@ -269,19 +301,126 @@ def test_offsets_beyond_a_recreated_topic_fail_loudly(tmp_path, mongo):
     try:
         cfg = isolated_settings(tmp_path / "data", mongo, broker, "recreated")
         _generate(cfg, date(2026, 3, 3))
-        run_ingest(cfg)
+        run_ingest(cfg, mongo=False)
         broker.stop()
         broker.start()  # empty log, offsets start again at 0
         with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
             client.drop_database(cfg.mongo_db)
-        _generate(
-            cfg,
-            date(2026, 3, 3),
-            GeneratorConfig(customers=3, products=2, orders_per_day=1, sessions_per_day=1, days=1),
-        )
+        tiny = GeneratorConfig(customers=3, products=2, orders_per_day=1, sessions_per_day=1, days=1)
+        produced = _generate(cfg, date(2026, 3, 3), tiny).messages
         before = landed_row_counts(cfg.warehouse)
-        with pytest.raises(StageFailed, match=r"no longer on the broker|stored offsets are beyond its end"):
-            run_ingest(cfg.model_copy(update={"io_timeout_s": 5}))
-        assert landed_row_counts(cfg.warehouse)["kafka_clickstream"] == before["kafka_clickstream"]
+        with pytest.raises(StageFailed, match=r"kafka-rebaseline\.md") as stopped:
+            run_ingest(cfg.model_copy(update={"io_timeout_s": 5}), mongo=False)
+        assert "TopicRecreated" not in str(stopped.value) and "[ingest]" in str(stopped.value)
+        assert landed_row_counts(cfg.warehouse) == before  # nothing loaded, nothing skipped
+
+        results = [kafka_rebaseline(cfg, topic) for topic in cfg.topics.as_dict().values()]
+        assert all(r["cleared"] and r["previous_positions"] for r in results)
+        assert sum(r["archived"]["rows"] for r in results) == sum(before[f"kafka_{s}"] for s in STREAMS)
+        state = make_pipeline(cfg).state["sources"]["kafka"]["resources"]
+        assert not any(f"kafka_{s}" in state for s in STREAMS)
+        with duckdb.connect(str(cfg.warehouse), read_only=True) as con:  # the edit reached the stored state too
+            stored = con.execute("select max(version) from bronze._dlt_pipeline_state").fetchone()[0]
+        assert stored == make_pipeline(cfg).state["_state_version"]
+
+        run_ingest(cfg, mongo=False)  # reads the new topics from their beginning
+        with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+            fresh = con.execute(
+                "select count(*) from (select _dlt_load_id from bronze.kafka_clickstream union all "
+                "select _dlt_load_id from bronze.kafka_payments union all select _dlt_load_id from bronze.kafka_shipments"
+                " union all select _dlt_load_id from bronze.dead_letter where source = 'kafka') "
+                "where _dlt_load_id = (select max(load_id) from bronze._dlt_loads)"
+            ).fetchone()[0]
+        assert fresh == produced
     finally:
         broker.stop()
+
+
+def _next_positions(cfg: Settings) -> dict[str, dict[int, int]]:
+    """Topic -> partition -> the offset after the last message read (landed or quarantined)."""
+    union = " union all ".join(
+        [f'select topic, "partition", "offset" from bronze.kafka_{s}' for s in STREAMS]
+        + ['select origin, "partition", "offset" from bronze.dead_letter where source = \'kafka\'']
+    )
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        rows = con.execute(f'select topic, "partition", max("offset") + 1 from ({union}) group by all').fetchall()
+    out: dict[str, dict[int, int]] = {}
+    for topic, partition, offset in rows:
+        out.setdefault(topic, {})[int(partition)] = int(offset)
+    return out
+
+
+def _committed(cfg: Settings) -> dict[str, dict[int, int]]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": cfg.kafka_consumer_group})
+    try:
+        wanted = [TopicPartition(t, p) for t, parts in _next_positions(cfg).items() for p in parts]
+        out: dict[str, dict[int, int]] = {}
+        for tp in consumer.committed(wanted, timeout=10):
+            out.setdefault(tp.topic, {})[tp.partition] = tp.offset
+        return out
+    finally:
+        consumer.close()
+
+
+def test_loads_are_parquet_files_and_positions_are_committed_to_the_consumer_group(make_settings):
+    cfg = make_settings()
+    produced = _generate(cfg, date(2026, 3, 3)).messages
+    report = run_ingest(cfg, mongo=False)
+    assert report.committed_offsets is True
+    assert _committed(cfg) == _next_positions(cfg)  # lag 0 in standard Kafka tooling
+    assert sum(_kafka_rows(cfg)) == produced
+    loaded = cfg.dlt_dir / "pipelines" / "millpond_ingest" / "load" / "loaded"
+    jobs = [p.name for p in loaded.glob("*/completed_jobs/*") if p.name.startswith(("kafka_", "dead_letter"))]
+    # data jobs are parquet files (the .sql ones are dlt's merge follow-up jobs); no INSERT VALUES jobs
+    assert any(name.endswith(".parquet") for name in jobs), jobs
+    assert all(name.endswith((".parquet", ".sql")) for name in jobs), jobs
+
+
+def test_intermediate_files_are_not_compressed(make_settings):
+    cfg = make_settings()
+    _generate(cfg, date(2026, 3, 3))
+    env = pipeline_env(cfg) | {"MILLPOND_CRASH_AFTER": "extract"}
+    crashed = subprocess.run([sys.executable, "-m", "millpond", "ingest"], env=env, capture_output=True, timeout=300)
+    assert crashed.returncode == 137, crashed.stderr.decode()[-2000:]
+    extracted = cfg.dlt_dir / "pipelines" / "millpond_ingest" / "normalize" / "extracted"
+    files = [p for p in extracted.glob("*/new_jobs/*") if p.is_file()]
+    assert files
+    assert not [p.name for p in files if p.read_bytes()[:2] == b"\x1f\x8b"]  # gzip magic
+
+
+def test_a_commit_failure_after_a_good_load_is_a_warning(make_settings):
+    cfg = make_settings()
+    produced = _generate(cfg, date(2026, 3, 3)).messages
+    run_ingest(cfg, mongo=False)
+    # the broker is gone by the time of the commit: a warning, the load stands, dlt state is the truth
+    gone = cfg.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}", "io_timeout_s": 2})
+    assert commit_kafka_positions(gone, make_pipeline(cfg)) is False
+    assert sum(_kafka_rows(cfg)) == produced
+
+
+def test_follow_finishes_its_batch_on_sigterm_and_exits_0(make_settings):
+    cfg = make_settings()
+    produced = _generate(cfg, date(2026, 3, 3)).messages
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "millpond", "ingest", "--follow", "--interval", "30"],
+        env=pipeline_env(cfg),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if b"ingest.load.start" in line:  # mid-batch: extracted and normalized, not loaded
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (b"".join(seen) + err).decode()[-3000:]
+    assert json.loads(out)["cycles"] == 1
+    assert b"ingest.follow.stopped" in err
+    assert sum(_kafka_rows(cfg)) == produced  # the batch landed whole
+    assert _committed(cfg) == _next_positions(cfg)
+    beat = Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read()
+    assert beat is not None and beat["cycle"] == 1

@@ -1,0 +1,123 @@
+"""`millpond ingest` killed at every step, per source, then re-run: the landed counts equal the source exactly.
+
+Crash points (``MILLPOND_CRASH_AFTER``, exit 137 like SIGKILL): after extract, after normalize,
+inside the load after the first job (``load.job``), after the last job but before dlt marks the
+package loaded (``load.jobs_done``), and after the load before the consumer-group commit
+(``load``). Unreachable sources: one clear error line naming the address and the setting.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import date
+
+import duckdb
+import pymongo
+import pytest
+
+from millpond.generator import GeneratorConfig, generate
+from millpond.settings import Settings
+from millpond.stages.ingest import run_ingest
+from tests.support.pipelines import pipeline_env
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.slow
+SMALL = GeneratorConfig(customers=30, products=10, orders_per_day=15, sessions_per_day=5, days=3, malformed_rate=0.05)
+STREAMS = ("clickstream", "payments", "shipments")
+CRASH_POINTS = ["extract", "normalize", "load.job", "load.jobs_done", "load"]
+
+
+def _ingest(cfg: Settings, *extra_env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+    env = pipeline_env(cfg) | dict(extra_env)
+    return subprocess.run(
+        [sys.executable, "-m", "millpond", "ingest"], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _kafka_counts(cfg: Settings) -> tuple[int, int]:
+    """Messages read (landed + quarantined) and duplicate positions."""
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        union = " union all ".join(
+            [f'select topic, "partition", "offset" from bronze.kafka_{s}' for s in STREAMS]
+            + ['select origin, "partition", "offset" from bronze.dead_letter where source = \'kafka\'']
+        )
+        row = con.execute(f'select count(*), count(distinct (topic, "partition", "offset")) from ({union})').fetchone()
+    total, distinct = row
+    return int(total), int(total) - int(distinct)
+
+
+def _mongo_counts(cfg: Settings) -> dict[str, tuple[int, int]]:
+    """Collection -> (documents in MongoDB, landed + quarantined ids in bronze)."""
+    out = {}
+    with (
+        pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client,
+        duckdb.connect(str(cfg.warehouse), read_only=True) as con,
+    ):
+        for name in ("customers", "products", "orders"):
+            truth = client[cfg.mongo_db][name].count_documents({})
+            landed = con.execute(
+                f"select count(*) from (select _id from bronze.mongo_{name} where _deleted_at is null union "
+                "select record_key from bronze.dead_letter where source = 'mongodb' and origin = ?)",
+                [name],
+            ).fetchone()[0]
+            out[name] = (truth, int(landed))
+    return out
+
+
+@pytest.fixture
+def shop(make_settings):
+    cfg = make_settings("crash")
+    with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
+        result = generate(SMALL, date(2026, 3, 3), client[cfg.mongo_db], cfg.kafka_bootstrap, cfg.topics.as_dict())
+    return cfg, result.messages
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_kafka_ingest_killed_then_rerun_is_exact(shop, point: str):
+    cfg, produced = shop
+    crashed = subprocess.run(  # the follower reads Kafka only
+        [sys.executable, "-m", "millpond", "ingest", "--follow", "--interval", "0"],
+        env=pipeline_env(cfg) | {"MILLPOND_CRASH_AFTER": point},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    assert f'"after": "{point}"' in crashed.stderr
+    run_ingest(cfg, mongo=False)
+    assert _kafka_counts(cfg) == (produced, 0)  # nothing lost, nothing twice
+    run_ingest(cfg, mongo=False)
+    assert _kafka_counts(cfg) == (produced, 0)
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_full_ingest_killed_then_rerun_is_exact(shop, point: str):
+    cfg, produced = shop
+    crashed = _ingest(cfg, ("MILLPOND_CRASH_AFTER", point))
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    ok = _ingest(cfg)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert _kafka_counts(cfg) == (produced, 0)
+    assert all(truth == landed for truth, landed in _mongo_counts(cfg).values()), _mongo_counts(cfg)
+
+
+@pytest.mark.parametrize(
+    ("variable", "setting"),
+    [("MILLPOND_KAFKA_BOOTSTRAP", "MILLPOND_KAFKA_BOOTSTRAP"), ("MILLPOND_MONGO_URI", "MILLPOND_MONGO_URI")],
+)
+def test_an_unreachable_source_is_one_clear_line_within_the_timeout(shop, variable: str, setting: str):
+    cfg, _produced = shop
+    address = f"127.0.0.1:{free_port()}"
+    value = address if variable.endswith("BOOTSTRAP") else f"mongodb://{address}/?directConnection=true"
+    started = time.monotonic()
+    proc = _ingest(cfg, (variable, value), ("MILLPOND_IO_TIMEOUT_S", "3"))
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("error: [ingest] ") and address in last and setting in last, last
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) < 15, proc.stderr  # no flood of client-library lines
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("%")]  # raw librdkafka lines
+    assert elapsed < 3 * 4 + 15  # within a few I/O timeouts, plus interpreter start-up
