@@ -72,6 +72,7 @@ $(DEMO_ENV):
 demo: setup $(DEMO_ENV) ## services → generate → run → Superset on 127.0.0.1 (the main job, end to end)
 	set -a; . $(DEMO_ENV); set +a; \
 	$(BIN)/millpond services up && \
+	$(BIN)/millpond mongo setup && \
 	$(BIN)/millpond generate && \
 	$(BIN)/millpond run && \
 	$(BIN)/millpond serve && \

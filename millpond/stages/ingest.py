@@ -351,26 +351,39 @@ def missing_landed_tables(settings: Settings) -> list[str]:
 
 
 def ensure_landed_tables(settings: Settings) -> list[str]:
-    """Create, empty, every declared landed table that dlt has not made yet; returns the tables created.
+    """Create every declared landed table dlt has not made yet, and add declared columns a table lacks.
 
-    dlt creates a table only once data arrives for it (a topic may still be empty), while a
-    SQLMesh plan needs every external table to exist. dlt adopts a pre-created table and adds
-    any column it lacks.
+    dlt creates a table only once data arrives for it (a topic may still be empty), and a column
+    only once a row carries it (a warehouse landed before a column was declared), while a SQLMesh
+    plan needs every declared table and column to exist. dlt adopts a pre-created table and
+    column and adds any it lacks itself. Returns ``table`` for each table created and
+    ``table.column`` for each column added.
     """
-    created = []
+    changed: list[str] = []
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.warehouse)) as con:
         con.execute(f"create schema if not exists {DATASET}")
         existing = landed_tables(con)
         for table, columns in declared_landed_tables(settings).items():
-            if table in existing:
+            if table not in existing:
+                column_list = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+                con.execute(f'create table {DATASET}."{table}" ({column_list})')
+                changed.append(table)
                 continue
-            column_list = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-            con.execute(f'create table {DATASET}."{table}" ({column_list})')
-            created.append(table)
-    if created:
-        log.warning("ingest.created_empty_landed_tables", tables=created)
-    return created
+            present = {
+                row[0]
+                for row in con.execute(
+                    "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+                    [DATASET, table],
+                ).fetchall()
+            }
+            for name, kind in columns.items():
+                if name not in present:
+                    con.execute(f'alter table {DATASET}."{table}" add column "{name}" {kind}')
+                    changed.append(f"{table}.{name}")
+    if changed:
+        log.warning("ingest.created_declared_landed_objects", created=changed)
+    return changed
 
 
 class StopRequest:

@@ -193,6 +193,26 @@ def test_declared_landed_tables_are_created_empty_and_then_filled_by_dlt(make_se
     _assert_exactly_once(cfg, produced)
 
 
+def test_declared_columns_missing_from_an_existing_landed_table_are_added(tmp_path: Path):
+    cfg = Settings(data_dir=tmp_path)
+    declared = declared_landed_tables(cfg)
+    cfg.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(cfg.warehouse)) as con:  # a warehouse landed before _op/_deleted_at were declared
+        con.execute("create schema bronze")
+        con.execute('create table bronze.mongo_orders (_id varchar, "status" varchar)')
+        con.execute("insert into bronze.mongo_orders values ('o1', 'paid')")
+    changed = ensure_landed_tables(cfg)
+    assert "mongo_orders.status" not in changed
+    assert {"mongo_orders._op", "mongo_orders._deleted_at"} <= set(changed)
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        cols = {r[0] for r in con.execute("describe bronze.mongo_orders").fetchall()}
+        assert con.execute("select _id, status, _deleted_at from bronze.mongo_orders").fetchall() == [
+            ("o1", "paid", None)
+        ]
+    assert cols == set(declared["mongo_orders"])
+    assert ensure_landed_tables(cfg) == []  # idempotent
+
+
 @pytest.mark.parametrize("crash_after", ["extract", "normalize"])
 def test_rerun_after_injected_crash_loses_and_duplicates_nothing(make_settings, crash_after: str):
     cfg = make_settings()
