@@ -218,6 +218,7 @@ def _transform(settings: Settings, today: date | None = None) -> TransformReport
             hint="run `millpond ingest` first: it creates every landed table external_models.yaml declares",
         )
     restate_from, max_load_id = pending_window(settings, today)
+    ctx = None
     try:
         ctx = sqlmesh_context(settings)
         log.info("transform.plan.start", environment="prod", end=end.isoformat())
@@ -237,13 +238,15 @@ def _transform(settings: Settings, today: date | None = None) -> TransformReport
                 no_prompts=True,
             )
         crash_point("transform.restate")
-        ctx.close()
     except Exception as exc:
         raise StageFailed(
             f"SQLMesh failed: {exc}",
             stage="transform",
             hint="fix the model or audit named above, then re-run; the serving data is untouched",
         ) from exc
+    finally:
+        if ctx is not None:
+            ctx.close()  # releases SQLMesh's read-write warehouse connection, on failure too
     _save_watermark(settings, max_load_id, restate_from)
     report = TransformReport(restate_from, end, max_load_id, round(time.monotonic() - started, 2))
     log.info("transform.done", restated_from=str(restate_from), end=end.isoformat(), seconds=report.seconds)

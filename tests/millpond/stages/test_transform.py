@@ -213,3 +213,22 @@ def test_a_deleted_order_leaves_gold_and_a_quarantined_version_is_flagged(tmp_pa
     assert after["revenue"] == [(1, Decimal("5.00"))]
     assert after["by_status"] == [("paid", 1)]
     assert after["lines"] == after["history"] == [("o2",)]
+
+
+def test_a_failed_plan_releases_the_warehouse(tmp_path: Path):
+    """A blocking audit fails the plan; the process can open the warehouse read-only straight after."""
+    now = datetime.now(UTC)
+    day = now.date() - timedelta(days=1)
+    placed = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10)
+    cfg = Settings(data_dir=tmp_path, start_date=day - timedelta(days=1))
+    ensure_landed_tables(cfg)
+    with duckdb.connect(str(cfg.warehouse)) as con:
+        con.execute("create table bronze._dlt_loads (load_id varchar, status bigint)")
+        _load(con, "100.5")
+        _order(con, "o1", placed, [(2, "10.00")], "100.5")
+        con.execute("update bronze.mongo_orders set status = 'teleported'")  # outside the vocabulary
+
+    with pytest.raises(StageFailed, match="SQLMesh failed"):
+        run_transform(cfg)
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:  # raises while a context holds it
+        assert con.execute("select count(*) from bronze.mongo_orders").fetchone() == (1,)
