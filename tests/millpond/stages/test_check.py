@@ -41,9 +41,7 @@ def gold_columns(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
         return columns
 
 
-def _build_gold(
-    cfg: Settings, columns: dict[str, dict[str, str]], statuses: list[str], quarantined: int = 0
-) -> None:
+def _build_gold(cfg: Settings, columns: dict[str, dict[str, str]], statuses: list[str], quarantined: int = 0) -> None:
     """gold.fct_orders with one order per status (one day each), and its gold.agg_daily_revenue."""
     cfg.warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(cfg.warehouse)) as con:
