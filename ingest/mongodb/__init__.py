@@ -11,34 +11,42 @@ Two modes, one resource per collection (``mongo_<collection>``):
 Nested lists (order line items, status history) become dlt child tables. A document version
 that breaks the collection's contract goes to the dead-letter table with the reason and is not
 landed. Reads use majority read concern on the primary, retryable reads and a timeout on every
-call; memory is bounded by ``batch_size``. See docs/pipelines/mongodb.md.
+call; memory is bounded by ``batch_size``. A read broken by a lost connection (mongod restarted,
+a primary stepping down) is read again, with backoff, while the first failure is less than the
+timeout ago; a server that stays away longer fails the read with :class:`MongoUnreachable`. See
+docs/pipelines/mongodb.md.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import dlt
 from dlt.sources import DltResource
+from pymongo.errors import ConnectionFailure, CursorNotFound, ServerSelectionTimeoutError
 
 from ingest.mongodb.cdc import cdc_changes
 from ingest.mongodb.contracts import COLLECTIONS
 from ingest.mongodb.cursor import cursor_changes
 from ingest.mongodb.helpers import (
+    ChangeStreamEnded,
     ChangeStreamsUnavailable,
     MongoSourceError,
     MongoUnreachable,
     ResumeTokenExpired,
+    address_of,
     client_from_url,
-    reaching,
     source_database,
 )
 from ingest.mongodb.reconcile import LandedIds, warehouse_ids
 
 __all__ = [
     "COLLECTIONS",
+    "ChangeStreamEnded",
     "ChangeStreamsUnavailable",
     "LandedIds",
     "MongoSourceError",
@@ -50,6 +58,8 @@ __all__ = [
 ]
 
 Mode = Literal["cdc", "cursor"]
+log = logging.getLogger(__name__)
+FIRST_RETRY_S = 0.5  # the wait before the first re-read; it doubles for each further one
 
 
 @dlt.source(name="mongodb", max_table_nesting=1)
@@ -113,30 +123,49 @@ def collection_changes(
 ) -> Iterator[Any]:
     """The changes of ``collection`` since the position in this resource's state, in pages.
 
-    The state is updated as the read goes and committed by dlt with the load package only.
+    The state is updated as the read goes and committed by dlt with the load package only. A read
+    broken by a lost connection starts again from the state as it is then; the rows it hands out
+    twice are the same versions or older ones, which the merge on ``_id`` (newest ``_source_ts``
+    wins) collapses.
     """
     state = dlt.current.resource_state()
     ingested_at = datetime.now(UTC)
-    with reaching(connection_url, timeout_ms), client_from_url(connection_url, timeout_ms) as client:
-        coll = source_database(client, database)[collection]
-        if mode == "cdc":
-            yield from cdc_changes(
-                coll,
-                state,
-                batch_size=batch_size,
-                timeout_ms=timeout_ms,
-                await_ms=min(await_ms, timeout_ms),
-                landed_ids=landed_ids,
-                ingested_at=ingested_at,
+    first_failure: float | None = None
+    backoff = FIRST_RETRY_S
+    while True:
+        try:
+            with client_from_url(connection_url, timeout_ms) as client:
+                coll = source_database(client, database)[collection]
+                if mode == "cdc":
+                    yield from cdc_changes(
+                        coll,
+                        state,
+                        batch_size=batch_size,
+                        timeout_ms=timeout_ms,
+                        await_ms=min(await_ms, timeout_ms),
+                        landed_ids=landed_ids,
+                        ingested_at=ingested_at,
+                    )
+                else:
+                    yield from cursor_changes(
+                        coll,
+                        state,
+                        batch_size=batch_size,
+                        timeout_ms=timeout_ms,
+                        lag_s=cursor_lag_s,
+                        reconcile_every=reconcile_every,
+                        landed_ids=landed_ids,
+                        ingested_at=ingested_at,
+                    )
+            return
+        except (ConnectionFailure, CursorNotFound) as exc:
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            if isinstance(exc, ServerSelectionTimeoutError) or now - first_failure + backoff > timeout_ms / 1000:
+                raise MongoUnreachable(address_of(connection_url), timeout_ms) from exc
+            log.warning(
+                "mongodb.read.retry",
+                extra={"collection": collection, "retry_in_s": backoff, "error": str(exc).split(",")[0]},
             )
-        else:
-            yield from cursor_changes(
-                coll,
-                state,
-                batch_size=batch_size,
-                timeout_ms=timeout_ms,
-                lag_s=cursor_lag_s,
-                reconcile_every=reconcile_every,
-                landed_ids=landed_ids,
-                ingested_at=ingested_at,
-            )
+            time.sleep(backoff)
+            backoff *= 2

@@ -4,6 +4,9 @@ State (the resource state dlt commits with the load package)::
 
     {"snapshot_done": bool, "resume_token": {"_data": ...} | None, "start_at": [time, inc] | None}
 
+(``snapshot_token`` holds the snapshot's stream position while it runs; it is gone once the snapshot
+is done.)
+
 The snapshot first opens the change stream and keeps its position (the post-batch resume
 token: "now" in the oplog), then reads every document; the stream is then read from that
 position, so a write made while the snapshot runs arrives at least once, either in the
@@ -22,11 +25,13 @@ from collections.abc import Iterator, MutableMapping
 from datetime import datetime
 from typing import Any
 
+import pymongo
 from bson import Timestamp
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
 from ingest.mongodb.helpers import (
+    ChangeStreamEnded,
     ChangeStreamsUnavailable,
     ResumeTokenExpired,
     cluster_time,
@@ -35,18 +40,25 @@ from ingest.mongodb.helpers import (
     ts_from_state,
 )
 from ingest.mongodb.reconcile import LandedIds, deleted_tombstones
-from ingest.mongodb.rows import document_row, mark_page, table_hints, tombstone
+from ingest.mongodb.rows import document_row, paged, table_hints, tombstone
 
 DOCUMENT_OPS = {"insert", "update", "replace"}
 END_OPS = {"drop", "rename", "dropDatabase", "invalidate"}
 NO_CHANGE_STREAMS_CODES = {40573, 40324}  # not a replica set; unknown $changeStream stage
 
 
-def has_pre_images(coll: Collection[dict[str, Any]]) -> bool:
+def has_pre_images(coll: Collection[dict[str, Any]], timeout_ms: int) -> bool:
     """Whether the collection records pre-/post-images (``millpond mongo setup`` enables them)."""
-    info = next(iter(coll.database.list_collections(filter={"name": coll.name})), None)
+    info = next(iter(coll.database.list_collections(filter={"name": coll.name}, maxTimeMS=timeout_ms)), None)
     options = (info or {}).get("options", {})
     return bool(options.get("changeStreamPreAndPostImages", {}).get("enabled"))
+
+
+def open_stream(coll: Collection[dict[str, Any]], timeout_ms: int, options: dict[str, Any]) -> Any:
+    """The change stream of ``coll``: its opening ``aggregate`` carries ``maxTimeMS`` (a ``pymongo.timeout`` around
+    the open only), and each ``getMore`` waits at most the ``max_await_time_ms`` of ``options``."""
+    with pymongo.timeout(timeout_ms / 1000):
+        return coll.watch(**options)
 
 
 def cdc_changes(
@@ -63,7 +75,7 @@ def cdc_changes(
     name = coll.name
     hints = table_hints(name)
     watch: dict[str, Any] = {"full_document": "updateLookup", "batch_size": batch_size, "max_await_time_ms": await_ms}
-    if has_pre_images(coll):
+    if has_pre_images(coll, timeout_ms):
         watch["full_document_before_change"] = "whenAvailable"
     try:
         if not state.get("snapshot_done"):
@@ -87,25 +99,21 @@ def _snapshot(
     landed_ids: LandedIds | None,
     ingested_at: datetime,
 ) -> Iterator[Any]:
-    with coll.watch(**watch) as stream:
-        token = stream.resume_token
+    token = state.get("snapshot_token")
+    if token is None:  # a snapshot read again after a lost connection keeps the position of its first try
+        with open_stream(coll, timeout_ms, watch) as stream:
+            token = stream.resume_token
+        state["snapshot_token"] = token
     # taken after the stream position: any event after the position but before this instant is older
     # than what the snapshot reads, so the snapshot's version wins over it within the load
     snapshot_ts = ts_datetime(cluster_time(coll.database, timeout_ms))
-    page: list[Any] = []
-    for doc in coll.find({}).sort("_id", 1).batch_size(batch_size):
-        row = document_row(coll.name, doc, "snapshot", snapshot_ts, ingested_at)
-        if not isinstance(row, dict):
-            yield row
-            continue
-        page.append(row)
-        if len(page) >= batch_size:
-            yield mark_page(page, hints)
-            page = []
-    if page:
-        yield mark_page(page, hints)
+    # a full scan carries no maxTimeMS (it is cumulative over the cursor's life); the socket timeout bounds each batch
+    docs = coll.find({}).sort("_id", 1).batch_size(batch_size)
+    rows = (document_row(coll.name, doc, "snapshot", snapshot_ts, ingested_at) for doc in docs)
+    yield from paged(rows, hints, batch_size)
     if landed_ids is not None:
-        yield from _pages(deleted_tombstones(coll, landed_ids(coll.name), timeout_ms, ingested_at), hints, batch_size)
+        yield from paged(deleted_tombstones(coll, landed_ids(coll.name), timeout_ms, ingested_at), hints, batch_size)
+    state.pop("snapshot_token", None)
     state.update(snapshot_done=True, resume_token=token, start_at=None)
 
 
@@ -124,32 +132,26 @@ def _stream(
     elif state.get("start_at"):
         options["start_at_operation_time"] = ts_from_state(state["start_at"])
     read_until: Timestamp = cluster_time(coll.database, timeout_ms)
-    page: list[Any] = []
-    with coll.watch(**options) as stream:
-        while True:
-            change = stream.try_next()
-            if change is None:  # nothing more now: the post-batch token is past everything read
-                if stream.resume_token is not None:
-                    state.update(resume_token=stream.resume_token, start_at=None)
-                break
-            if change["clusterTime"] > read_until:  # written after this run began: the next run reads it
-                break
-            op = change["operationType"]
-            if op in END_OPS:
-                raise ResumeTokenExpired(coll.name, f" (the collection saw '{op}')")
-            row = _change_row(coll.name, change, ingested_at)
-            state.update(resume_token=change["_id"], start_at=None)
-            if row is None:
-                continue
-            if not isinstance(row, dict):
-                yield row
-                continue
-            page.append(row)
-            if len(page) >= batch_size:
-                yield mark_page(page, hints)
-                page = []
-    if page:
-        yield mark_page(page, hints)
+
+    def changes() -> Iterator[Any]:
+        with open_stream(coll, timeout_ms, options) as stream:
+            while True:
+                change = stream.try_next()
+                if change is None:  # nothing more now: the post-batch token is past everything read
+                    if stream.resume_token is not None:
+                        state.update(resume_token=stream.resume_token, start_at=None)
+                    return
+                if change["clusterTime"] > read_until:  # written after this run began: the next run reads it
+                    return
+                op = change["operationType"]
+                if op in END_OPS:
+                    raise ChangeStreamEnded(coll.name, op)
+                row = _change_row(coll.name, change, ingested_at)
+                state.update(resume_token=change["_id"], start_at=None)
+                if row is not None:
+                    yield row
+
+    yield from paged(changes(), hints, batch_size)
 
 
 def _change_row(collection: str, change: dict[str, Any], ingested_at: datetime) -> Any:
@@ -167,14 +169,3 @@ def _change_row(collection: str, change: dict[str, Any], ingested_at: datetime) 
             return None
         return document_row(collection, doc, op, source_ts, ingested_at)
     return None
-
-
-def _pages(rows: Iterator[dict[str, Any]], hints: Any, batch_size: int) -> Iterator[Any]:
-    page: list[dict[str, Any]] = []
-    for row in rows:
-        page.append(row)
-        if len(page) >= batch_size:
-            yield mark_page(page, hints)
-            page = []
-    if page:
-        yield mark_page(page, hints)

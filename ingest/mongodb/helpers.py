@@ -45,7 +45,10 @@ class MongoUnreachable(MongoSourceError):
 
 
 class ResumeTokenExpired(MongoSourceError):
-    """The oplog no longer holds the collection's stored change-stream position."""
+    """The oplog no longer holds the collection's stored change-stream position (server code 286/280).
+
+    :class:`ChangeStreamEnded` (a drop, rename or invalidate) is a subclass: both need a re-snapshot.
+    """
 
     def __init__(self, collection: str, detail: str = "") -> None:
         self.collection = collection
@@ -53,6 +56,19 @@ class ResumeTokenExpired(MongoSourceError):
         super().__init__(
             f"the change stream of collection '{collection}' cannot resume: its stored position is no longer "
             f"in the oplog{detail}"
+        )
+
+
+class ChangeStreamEnded(ResumeTokenExpired):
+    """The collection's change stream ended for good: the collection was dropped or renamed, its database dropped,
+    or the stream invalidated. Like an expired token, only a re-snapshot continues from there."""
+
+    def __init__(self, collection: str, operation: str) -> None:
+        super().__init__(collection)
+        self.operation = operation
+        self.args = (
+            f"the change stream of collection '{collection}' ended: the collection saw '{operation}' "
+            "(dropped, renamed or invalidated)",
         )
 
 
@@ -106,7 +122,7 @@ def reaching(connection_url: str, timeout_ms: int) -> Iterator[None]:
 
 
 def cluster_time(db: Database[dict[str, Any]], timeout_ms: int) -> Timestamp:
-    """The cluster time the server has reached now (the ``operationTime`` of a ping)."""
+    """The cluster time the server has reached now (the ``operationTime`` of a ping; change streams only)."""
     reply = db.command("ping", maxTimeMS=timeout_ms)
     ts = reply.get("operationTime")
     if not isinstance(ts, Timestamp):
@@ -116,7 +132,23 @@ def cluster_time(db: Database[dict[str, Any]], timeout_ms: int) -> Timestamp:
 
 def server_now(db: Database[dict[str, Any]], timeout_ms: int) -> datetime:
     """The server's wall clock (``hello.localTime``), time-zone aware."""
-    local: datetime = db.command("hello", maxTimeMS=timeout_ms)["localTime"]
+    return _local_time(db.command("hello", maxTimeMS=timeout_ms))
+
+
+def source_time(db: Database[dict[str, Any]], timeout_ms: int) -> datetime:
+    """The ``_source_ts`` of a read that starts now, on any server.
+
+    The cluster time (as :func:`ts_datetime`) where the server has one (replica-set members and
+    mongos answer with an ``operationTime``), so it orders with change events; else (a standalone
+    mongod) the server's wall clock.
+    """
+    reply = db.command("hello", maxTimeMS=timeout_ms)
+    ts = reply.get("operationTime")
+    return ts_datetime(ts) if isinstance(ts, Timestamp) else _local_time(reply)
+
+
+def _local_time(hello: dict[str, Any]) -> datetime:
+    local: datetime = hello["localTime"]
     return local if local.tzinfo else local.replace(tzinfo=UTC)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 from pymongo.collection import Collection
 
-from ingest.mongodb.helpers import cluster_time, id_candidates, key_of, ts_datetime
+from ingest.mongodb.helpers import id_candidates, key_of, source_time
 from ingest.mongodb.rows import tombstone
 
 LandedIds = Callable[[str], Iterable[Sequence[str]]]
@@ -31,14 +31,14 @@ def deleted_tombstones(
 ) -> Iterator[dict[str, Any]]:
     """A tombstone for every landed id of ``batches`` that ``coll`` no longer has.
 
-    The tombstone's ``_source_ts`` is the cluster time taken before its batch is looked up: never
-    later than the delete, and earlier than any write that re-creates the document afterwards.
+    The tombstone's ``_source_ts`` is the server's time (:func:`source_time`) taken before its batch is looked
+    up: never later than the delete, and earlier than any write that re-creates the document afterwards.
     """
     for batch in batches:
         keys = [str(k) for k in batch]
         if not keys:
             continue
-        checked_at = ts_datetime(cluster_time(coll.database, timeout_ms))
+        checked_at = source_time(coll.database, timeout_ms)
         found = coll.find({"_id": {"$in": id_candidates(keys)}}, {"_id": 1}).max_time_ms(timeout_ms)
         present = {key_of(doc["_id"]) for doc in found}
         for key in keys:

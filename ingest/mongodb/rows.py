@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -48,11 +49,32 @@ def mark_page(page: list[dict[str, Any]], hints: Any) -> Any:
 
 
 def version_of(doc: dict[str, Any], raw: bytes) -> str:
-    """A stable name of one version of a document: its ``updated_at``, else a hash of its BSON."""
+    """A stable name of one version of a document: ``<updated_at>-<hash of its BSON>`` (the hash alone without a
+    date ``updated_at``), so two versions that share an ``updated_at`` keep their own names."""
+    digest = hashlib.sha256(raw).hexdigest()[:16]
     updated_at = doc.get("updated_at")
-    if isinstance(updated_at, datetime):
-        return updated_at.isoformat()
-    return "bson-" + hashlib.sha256(raw).hexdigest()[:16]
+    return f"{updated_at.isoformat()}-{digest}" if isinstance(updated_at, datetime) else digest
+
+
+def record_id(doc: dict[str, Any], raw: bytes | None = None) -> str:
+    """The dead-letter record id of a document version: ``<_id>@<version>``."""
+    return f"{key_of(doc.get('_id'))}@{version_of(doc, BSON.encode(doc) if raw is None else raw)}"
+
+
+def paged(rows: Iterable[Any], hints: Any, size: int) -> Iterator[Any]:
+    """``rows`` handed to dlt in pages of ``size`` marked with ``hints``; anything else (a dead letter) goes alone, at
+    once."""
+    page: list[dict[str, Any]] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            yield row
+            continue
+        page.append(row)
+        if len(page) >= size:
+            yield mark_page(page, hints)
+            page = []
+    if page:
+        yield mark_page(page, hints)
 
 
 def document_row(
@@ -72,7 +94,7 @@ def quarantine(collection: str, doc: dict[str, Any], reason: str) -> Any:
     return dead_letter(
         source="mongodb",
         origin=collection,
-        record_id=f"{key}@{version_of(doc, raw)}",
+        record_id=record_id(doc, raw),
         record_key=key,
         raw_value=json_util.dumps(doc),
         raw_bytes=raw,

@@ -20,18 +20,23 @@ from ingest.mongodb.cursor import INDEX
 INDEX_NAME = "updated_at_1__id_1"
 
 
-def ensure_collections(db: Database[Any], collections: Iterable[str] = tuple(COLLECTIONS)) -> dict[str, dict[str, Any]]:
-    """Create what is missing; returns, per collection, what was created or enabled by this call."""
-    existing = set(db.list_collection_names())
+def ensure_collections(
+    db: Database[Any], collections: Iterable[str] = tuple(COLLECTIONS), *, timeout_ms: int = 30_000
+) -> dict[str, dict[str, Any]]:
+    """Create what is missing; returns, per collection, what was created or enabled by this call.
+
+    Every command carries ``maxTimeMS=timeout_ms``.
+    """
+    existing = set(db.list_collection_names(maxTimeMS=timeout_ms))
     result: dict[str, dict[str, Any]] = {}
     for name in collections:
         done: dict[str, Any] = {"created": False, "index": INDEX_NAME, "pre_images": "enabled"}
         if name not in existing:
-            db.create_collection(name)
+            db.create_collection(name, maxTimeMS=timeout_ms)
             done["created"] = True
-        db[name].create_index(INDEX, name=INDEX_NAME)  # no-op when it exists with the same keys
+        db[name].create_index(INDEX, name=INDEX_NAME, maxTimeMS=timeout_ms)  # no-op when it exists with the same keys
         try:
-            db.command("collMod", name, changeStreamPreAndPostImages={"enabled": True})
+            db.command("collMod", name, changeStreamPreAndPostImages={"enabled": True}, maxTimeMS=timeout_ms)
         except OperationFailure as exc:  # MongoDB < 6.0 has no pre-images: tombstones then carry the key only
             done["pre_images"] = f"unavailable ({exc.details.get('errmsg') if exc.details else exc})"
         result[name] = done

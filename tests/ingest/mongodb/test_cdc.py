@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -132,11 +133,21 @@ def test_a_contract_breaking_version_is_dead_lettered_and_the_old_one_stays(lake
 
     assert lake.query("select _id, _op from bronze.mongo_orders") == [("ord_1", "snapshot")]
     rows = lake.query("select record_key, error_class, reason, dead_letter_id from bronze.dead_letter")
-    assert rows == [
-        (
-            "ord_1",
-            "mongodb.contract",
-            "line_items[0] has a negative unit_price (-3)",
-            f"mongodb:orders:ord_1@{(NOW + timedelta(1)).isoformat()}",
-        )
+    assert [row[:3] for row in rows] == [("ord_1", "mongodb.contract", "line_items[0] has a negative unit_price (-3)")]
+    assert re.fullmatch(
+        rf"mongodb:orders:ord_1@{re.escape((NOW + timedelta(1)).isoformat())}-[0-9a-f]{{16}}", rows[0][3]
+    )
+
+
+def test_two_bad_versions_with_the_same_updated_at_are_both_dead_lettered(lake: Lake):
+    lake.db.orders.insert_one(order(1))
+    lake.run(lake.source(("orders",)))
+    for price in (-3, -4):  # an update that does not bump updated_at
+        line = {"line_no": 1, "quantity": 1, "unit_price": price}
+        lake.db.orders.update_one({"_id": "ord_1"}, {"$set": {"line_items": [line]}})
+        lake.run(lake.source(("orders",)))
+
+    assert lake.query("select reason from bronze.dead_letter order by reason") == [
+        ("line_items[0] has a negative unit_price (-3)",),
+        ("line_items[0] has a negative unit_price (-4)",),
     ]

@@ -71,6 +71,26 @@ def test_missing_or_non_date_updated_at_is_quarantined_once(lake: Lake):
     assert "dead_letter" not in lake.run(lake.source(mode="cursor", cursor_lag_s=LAG_S))  # not again
 
 
+def test_a_quarantined_document_fixed_with_an_old_updated_at_is_loaded(lake: Lake):
+    old = _now_ms() - timedelta(minutes=1)
+    lake.db.customers.insert_many(
+        [
+            customer(1, old),
+            customer(2, old, email=None),  # breaks the contract
+            {"_id": "cus_nodate", "email": "x@example.com", "created_at": old},
+        ]
+    )
+    source = lambda: lake.source(mode="cursor", cursor_lag_s=LAG_S)  # noqa: E731
+    assert lake.run(source()) == {"mongo_customers": 1, "dead_letter": 2}
+    lake.db.customers.update_one({"_id": "cus_2"}, {"$set": {"email": "two@fixed"}})  # updated_at kept
+    lake.db.customers.update_one({"_id": "cus_nodate"}, {"$set": {"updated_at": old - timedelta(days=1)}})
+
+    assert lake.run(source()) == {"mongo_customers": 2}
+    assert lake.live() == {"cus_1": "cus_1@example.com", "cus_2": "two@fixed", "cus_nodate": "x@example.com"}
+    assert lake.source_state()["quarantined"] == []
+    assert lake.run(source()) == {}  # nothing again
+
+
 def test_id_reconciliation_tombstones_deleted_documents(lake: Lake):
     ensure_collections(lake.db, ["customers"])
     old = _now_ms() - timedelta(minutes=1)

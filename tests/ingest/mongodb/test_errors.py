@@ -1,16 +1,20 @@
-"""Failures the operator must act on: an unreachable server, a change stream that cannot resume."""
+"""Failures the operator must act on: an unreachable server, a stalled command, a change stream that cannot resume."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pymongo
 import pytest
+from pymongo.errors import PyMongoError
 
-from ingest.mongodb import MongoUnreachable, ResumeTokenExpired
+from ingest.mongodb import ChangeStreamEnded, MongoUnreachable, ResumeTokenExpired
+from ingest.mongodb.cdc import has_pre_images, open_stream
+from ingest.mongodb.setup import ensure_collections
 from millpond.services import MongoReplicaSet
 from tests.ingest.mongodb.lake import Lake, customer
 from tests.support.ports import free_port
@@ -78,3 +82,35 @@ def test_a_lost_change_stream_history_names_the_collection_and_the_fix(lake: Lak
     error = _cause(info.value, ResumeTokenExpired)
     assert error is not None, info.value
     assert "'customers'" in str(error) and "millpond mongo resnapshot customers" in str(error)
+
+
+def test_commands_are_cut_off_by_the_server_at_the_timeout(failpoint_mongo: MongoReplicaSet):
+    with pymongo.MongoClient(failpoint_mongo.uri, tz_aware=True) as client:
+        db = client[f"t_{uuid.uuid4().hex[:8]}"]
+        db.customers.insert_one(customer(1))
+        # the server fails every operation that carries a maxTimeMS as if it had run out of time
+        client.admin.command("configureFailPoint", "maxTimeAlwaysTimeOut", mode="alwaysOn")
+        try:
+            calls = {
+                "setup": lambda: ensure_collections(db, ["customers", "orders"], timeout_ms=1_000),
+                "list_collections": lambda: has_pre_images(db.customers, 1_000),
+                "watch": lambda: open_stream(db.customers, 1_000, {}).close(),
+            }
+            for name, call in calls.items():
+                with pytest.raises(PyMongoError) as info:
+                    call()
+                assert info.value.timeout, (name, info.value)
+        finally:
+            client.admin.command("configureFailPoint", "maxTimeAlwaysTimeOut", mode="off")
+            client.drop_database(db.name)
+
+
+def test_a_dropped_collection_ends_its_stream_with_the_resnapshot_hint(lake: Lake):
+    lake.db.customers.insert_one(customer(1))
+    lake.run(lake.source())
+    lake.db.customers.drop()
+    with pytest.raises(Exception) as info:
+        lake.pipeline.extract(lake.source())
+    error = _cause(info.value, ChangeStreamEnded)
+    assert isinstance(error, ResumeTokenExpired), info.value  # one error class for the stage's resnapshot hint
+    assert "ended: the collection saw 'drop'" in str(error) and "millpond mongo resnapshot customers" in str(error)
