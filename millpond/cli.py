@@ -144,16 +144,20 @@ def _exit_on_dead_letters(fail_on_dead_letters: bool, dead_letters: int) -> None
 
 
 @cli.command()
-@click.option("--follow", is_flag=True, help="keep loading Kafka in micro-batches every --interval seconds")
-@click.option("--interval", default=10.0, show_default=True, type=float)
+@click.option("--follow", is_flag=True,
+              help="keep loading Kafka in micro-batches of MILLPOND_FOLLOW_MAX_BATCHES batches per topic")  # fmt: skip
+@click.option("--interval", default=10.0, show_default=True, type=float,
+              help="with --follow: seconds to wait after a cycle that caught up")  # fmt: skip
 @_FAIL_ON_DEAD_LETTERS
 @click.pass_context
 def ingest(ctx: click.Context, follow: bool, interval: float, fail_on_dead_letters: bool) -> None:
     """Load MongoDB and Kafka into the warehouse's bronze dataset (incremental, idempotent).
 
-    With --follow: until SIGTERM/SIGINT, which finish the current batch and exit 0.
+    With --follow: Kafka only, one bounded micro-batch per cycle (a backlog is worked off cycle
+    after cycle, without waiting), until SIGTERM/SIGINT, which finish the current micro-batch
+    and exit 0.
     """
-    from millpond.stages.ingest import follow as follow_kafka
+    from millpond.stages.follow import follow as follow_kafka
     from millpond.stages.ingest import run_ingest
 
     if follow:

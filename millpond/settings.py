@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     kafka_optional_topics: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Consumer group the loaded positions are committed to after each load (lag in standard tooling).
     kafka_consumer_group: str = "millpond-ingest"
+    # The contracts: <stream>/v<N>.json JSON Schemas (default: the ones shipped in ingest/kafka/schemas).
+    kafka_schema_dir: Path | None = None
+    # Follow mode: batches read per topic in one micro-batch cycle (a bounded load, so SIGTERM
+    # waits for one cycle only); a cycle that stops at this bound is followed at once by the next.
+    follow_max_batches: int = Field(default=1, gt=0)
     # Event-time plausibility at the Kafka edge: before this (default: start_date) or more than
     # max_future_skew_s ahead of now is quarantined (contract.implausible_time).
     earliest_event_time: datetime | None = None

@@ -1,18 +1,24 @@
 """Kafka source: one table per stream (``kafka_<stream>``), contracts at the edge, positions in dlt state.
 
 Each run reads every partition from the position after the last loaded message until the
-broker reports the end of the partition, so a run is bounded. Messages that meet their
+broker reports the end of the partition, or until ``max_batches_per_run`` batches (the
+follower's micro-batches), so a run is bounded. Messages that meet their
 stream's contract (``ingest/kafka/contracts.py``) land as Arrow batches; the others go to the
 dead-letter table with their exact bytes and the reason. Positions live in the resource state,
 which dlt commits with the load package: a crashed run re-reads the same messages, and the
 merge on ``(topic, partition, offset)`` keeps that idempotent. A stored position is checked
 against the message it was taken from, so a recreated topic stops the run (TopicRecreated).
+
+The source changes no global configuration. Its Arrow batches get dlt's ``_dlt_load_id`` and
+``_dlt_id`` columns only from a pipeline whose parquet normalizer is asked for them: set
+:data:`ARROW_NORMALIZER_CONFIG` for the pipeline that runs it (the ingest stage does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -45,8 +51,8 @@ __all__ = [
     "topic_messages",
 ]
 
-# Arrow items get dlt's row columns only from the parquet normalizer, and only when asked;
-# the staging models read ``_dlt_load_id``.
+# dlt config keys (relative: prefix a pipeline name to scope them to that pipeline) that make
+# the parquet normalizer add dlt's row columns to Arrow items; the staging models read ``_dlt_load_id``.
 ARROW_NORMALIZER_CONFIG = {
     "normalize.parquet_normalizer.add_dlt_load_id": True,
     "normalize.parquet_normalizer.add_dlt_id": True,
@@ -65,6 +71,8 @@ def kafka_source(
     max_message_bytes: int = 1024 * 1024,
     earliest_event_time: datetime | None = None,
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+    max_batches_per_run: int | None = None,
+    schema_dir: str | None = None,
 ) -> Iterator[DltResource]:
     """One resource per stream (``kafka_<stream>``), e.g. ``kafka_clickstream`` for ``shop.clickstream``.
 
@@ -78,9 +86,10 @@ def kafka_source(
         max_message_bytes: a larger value is dead-lettered as oversized.
         earliest_event_time, max_future_skew_s: event times before the one or after now plus
             the other are implausible and dead-lettered.
+        max_batches_per_run: each topic's read ends after this many batches, the rest waits for
+            the next run (None: read to the end of every partition).
+        schema_dir: the contracts' directory, ``<stream>/v<N>.json`` (None: ``ingest/kafka/schemas``).
     """
-    for key, value in ARROW_NORMALIZER_CONFIG.items():
-        dlt.config[key] = value
     optional = set(optional_topics)
     for stream, topic in topics.items():
         options = ReadOptions(
@@ -92,6 +101,8 @@ def kafka_source(
             earliest_event_time=earliest_event_time,
             max_future_skew_s=max_future_skew_s,
             optional=topic in optional or stream in optional,
+            max_batches=max_batches_per_run,
+            schema_dir=Path(schema_dir) if schema_dir else None,
         )
         yield dlt.resource(topic_messages, name=f"kafka_{stream}")(credentials, stream, topic, options)
 

@@ -162,9 +162,10 @@ class EdgeCheck:
         earliest: datetime | None,
         max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
         max_bytes: int | None = None,
+        schema_dir: Path | None = None,
     ) -> None:
         self.stream = stream
-        self.versions = contracts().get(stream)
+        self.versions = contracts(schema_dir or SCHEMA_DIR).get(stream)
         self.earliest = earliest
         self.latest = now + timedelta(seconds=max_future_skew_s)
         self.max_future_skew_s = max_future_skew_s
@@ -220,11 +221,20 @@ def validate(
     earliest: datetime | None,
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
     max_bytes: int | None = None,
+    schema_dir: Path | None = None,
 ) -> tuple[Event | None, Problem | None]:
     """``(event, None)`` when ``raw`` meets the contract of ``stream``, else ``(None, (error_class, reason))``.
 
     An event time after ``now + max_future_skew_s`` or before ``earliest`` is implausible; a
-    value longer than ``max_bytes`` is oversized and not parsed at all.
+    value longer than ``max_bytes`` is oversized and not parsed at all. The contracts are the
+    schemas in ``schema_dir`` (None: the ones shipped in ``ingest/kafka/schemas``).
     """
-    gate = EdgeCheck(stream, now=now, earliest=earliest, max_future_skew_s=max_future_skew_s, max_bytes=max_bytes)
+    gate = EdgeCheck(
+        stream,
+        now=now,
+        earliest=earliest,
+        max_future_skew_s=max_future_skew_s,
+        max_bytes=max_bytes,
+        schema_dir=schema_dir,
+    )
     return gate.check(raw)

@@ -13,7 +13,7 @@ from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-log = logging.getLogger("ingest.kafka")
+log = logging.getLogger(__name__)
 BOOTSTRAP_SETTING = "MILLPOND_KAFKA_BOOTSTRAP"
 REBASELINE_COMMAND = "millpond kafka rebaseline {topic}"
 DIGITS = re.compile(r"\d+")
@@ -125,7 +125,7 @@ class LibrdkafkaLog:
         count = self.seen.get(line, 0)
         self.seen[line] = count + 1
         if count == 0:
-            self.logger.log(min(level, logging.WARNING), "%s", text)
+            self.logger.log(min(level, logging.WARNING), "kafka.librdkafka", extra={"line": text})
 
     @property
     def suppressed(self) -> int:
@@ -168,7 +168,7 @@ class SourceConsumer:
             error = found.error if found is not None else None
             unknown = error is None or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
             if optional and unknown:
-                log.info("kafka.topic.absent_optional topic=%s", topic)
+                log.info("kafka.topic.absent_optional", extra={"topic": topic})
                 return None
             raise TopicUnavailable(topic, error.str() if error else "the broker does not know it")
         if not found.partitions:
@@ -181,7 +181,7 @@ class SourceConsumer:
     def close(self) -> None:
         self.consumer.close()
         if self.librdkafka_log.suppressed:
-            log.info("kafka.librdkafka.repeats_suppressed count=%d", self.librdkafka_log.suppressed)
+            log.info("kafka.librdkafka.repeats_suppressed", extra={"count": self.librdkafka_log.suppressed})
 
 
 def offsets_of(positions: Mapping[str, Mapping[str, Any]]) -> dict[int, int]:

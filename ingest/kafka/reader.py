@@ -1,29 +1,37 @@
-"""The bounded read of one topic: batches of landed rows (Arrow) and dead letters, up to each partition's end.
+"""The bounded read of one topic: batches of landed rows (Arrow) and dead letters.
 
-Positions (``positions[partition] = {"offset": next offset, "ts": timestamp ms, "sha256": hex}``
-of the last message read) live in the resource state, which dlt commits with the load package.
-Each read first re-reads the message a stored position points after (offset - 1) and compares
-its timestamp and SHA-256: a topic that was recreated, whatever its new length, stops the read
-with :class:`TopicRecreated` instead of being skipped past.
+A read ends at each partition's end, or after ``ReadOptions.max_batches`` batches (the
+follower's micro-batches); ``state["caught_up"]`` says which. Positions
+(``positions[partition] = {"offset": next offset, "ts": timestamp ms, "sha256": hex}`` of the
+last message read) live in the resource state, which dlt commits with the load package, so a
+read that stops at its bound goes on from there next time. Each read first re-reads the
+message a stored position points after (offset - 1) and compares its timestamp and SHA-256: a
+topic that was recreated, whatever its new length, stops the read with :class:`TopicRecreated`
+instead of being skipped past. When the broker's first offset (low watermark) is the stored
+offset itself, retention removed the message read last and nothing after it: the read starts
+there without the check.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Generator, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dlt
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from ingest.dead_letter import HINTS as DEAD_LETTER_HINTS
 from ingest.kafka.contracts import DEFAULT_MAX_FUTURE_SKEW_S, EdgeCheck
-from ingest.kafka.helpers import KafkaCredentials, KafkaSourceError, SourceConsumer, TopicRecreated, log
+from ingest.kafka.helpers import KafkaCredentials, KafkaSourceError, SourceConsumer, TopicRecreated
 from ingest.kafka.rows import LandedBatch, kafka_dead_letter
 
+log = logging.getLogger(__name__)
 POLL_S = 0.1  # one consume() call's wait; the read ends on end-of-partition events, not on a quiet poll
 CONSUME_CHUNK = 1_000  # messages fetched per consume() call
 LOST_OFFSET_CODES = {KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE}
@@ -31,7 +39,12 @@ LOST_OFFSET_CODES = {KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RAN
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How a topic is read: batch bounds, timeouts and the plausible event-time window."""
+    """How a topic is read: batch bounds, the bound of one read, timeouts, contracts and the event-time window.
+
+    ``max_batches``: the read ends after this many batches although the partitions have more
+    (None: only at the end of every partition). ``schema_dir``: the contracts' directory (None:
+    the schemas shipped in ``ingest/kafka/schemas``).
+    """
 
     timeout_s: float = 30.0
     max_batch_messages: int = 50_000
@@ -41,6 +54,8 @@ class ReadOptions:
     earliest_event_time: datetime | None = None
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
     optional: bool = False
+    max_batches: int | None = None
+    schema_dir: Path | None = None
 
 
 def position_of(msg: Message) -> dict[str, Any]:
@@ -104,25 +119,51 @@ def read_topic(
 
     Each batch is bounded by ``max_batch_messages``, ``max_batch_bytes`` and
     ``max_batch_seconds``; the positions in ``state`` move with each batch handed out. The read
-    ends when every partition reports its end; no message or end within ``timeout_s`` raises.
+    ends when every partition reports its end, or after ``max_batches`` batches; no message or
+    end within ``timeout_s`` raises.
     """
     positions = migrate_state(state)
     source = SourceConsumer(credentials, options.timeout_s)
     try:
         partitions = source.partitions(topic, optional=options.optional)
         if partitions is None:
+            state["caught_up"] = True
             return
         for partition in positions:
             if int(partition) not in partitions:
                 raise TopicRecreated(topic, int(partition), f"the topic now has partitions {partitions} only")
-        to_verify = {p: positions[str(p)] for p in partitions if str(p) in positions}
-        source.consumer.assign(
-            [TopicPartition(topic, p, int(to_verify[p]["offset"]) - 1 if p in to_verify else OFFSET_BEGINNING)
-             for p in partitions]
-        )  # fmt: skip
-        yield from _read(source, stream, topic, table_hints, positions, to_verify, set(partitions), options)
+        stored = {p: positions[str(p)] for p in partitions if str(p) in positions}
+        to_verify = {p: pos for p, pos in stored.items() if not _starts_at_first_offset(source, topic, p, pos)}
+        starts = [TopicPartition(topic, p, _start_offset(stored.get(p), p in to_verify)) for p in partitions]
+        source.consumer.assign(starts)
+        state["caught_up"] = yield from _read(
+            source, stream, topic, table_hints, positions, to_verify, set(partitions), options
+        )
     finally:
         source.close()
+
+
+def _start_offset(position: dict[str, Any] | None, verify: bool) -> int:
+    """Where the read of a partition starts: at the message to verify, at the stored offset, or at the beginning."""
+    if position is None:
+        return OFFSET_BEGINNING
+    return int(position["offset"]) - 1 if verify else int(position["offset"])
+
+
+def _starts_at_first_offset(source: SourceConsumer, topic: str, partition: int, position: dict[str, Any]) -> bool:
+    """Whether the broker's first offset (low watermark) is the stored offset: the next message is its first one.
+
+    Retention (or a deletion of records) then removed the message read last and nothing after
+    it, so there is nothing to re-read and nothing was lost.
+    """
+    try:
+        low, _high = source.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=source.timeout_s)
+    except KafkaException as exc:
+        raise source.unreachable(f"no watermarks of {topic} partition {partition}: {exc}") from exc
+    if low is None or low != int(position["offset"]):
+        return False
+    log.info("kafka.position.at_first_offset", extra={"topic": topic, "partition": partition, "offset": low})
+    return True
 
 
 def _read(
@@ -134,7 +175,8 @@ def _read(
     to_verify: dict[int, dict[str, Any]],
     pending: set[int],
     options: ReadOptions,
-) -> Iterator[Any]:
+) -> Generator[Any, None, bool]:
+    """The batches of :func:`read_topic`; returns whether every partition was read to its end."""
     consumer = source.consumer
     ingested_at = datetime.now(UTC)
     earliest = options.earliest_event_time
@@ -146,16 +188,19 @@ def _read(
     last: dict[int, Message] = {}
     batch_started = last_progress = time.monotonic()
     chunk = max(1, min(CONSUME_CHUNK, options.max_batch_messages))
+    batches = 0
 
     def flush() -> Iterator[Any]:
-        nonlocal batch, dead, dead_bytes, last, batch_started
+        nonlocal batch, dead, dead_bytes, last, batch_started, batches
         for partition, msg in last.items():
             positions[str(partition)] = position_of(msg)
+        if len(batch) or dead:
+            batches += 1
         if len(batch):
             yield dlt.mark.with_hints(batch.to_arrow(), table_hints, create_table_variant=True)
         if dead:
             yield dlt.mark.with_hints(dead, DEAD_LETTER_HINTS, create_table_variant=True)
-        log.debug("kafka.batch topic=%s rows=%d dead_letters=%d", topic, len(batch), len(dead))
+        log.debug("kafka.batch", extra={"topic": topic, "rows": len(batch), "dead_letters": len(dead)})
         batch, dead, dead_bytes, last = LandedBatch(topic, ingested_at), [], 0, {}
         batch_started = time.monotonic()
 
@@ -170,7 +215,9 @@ def _read(
             continue
         last_progress = now_mono
         now = datetime.now(UTC)
-        check = EdgeCheck(stream, now=now, earliest=earliest, max_future_skew_s=skew, max_bytes=limit).check
+        check = EdgeCheck(
+            stream, now=now, earliest=earliest, max_future_skew_s=skew, max_bytes=limit, schema_dir=options.schema_dir
+        ).check
         add = batch.add
         for msg in messages:
             partition = int(msg.partition() or 0)
@@ -210,4 +257,9 @@ def _read(
             or now_mono - batch_started >= options.max_batch_seconds
         ):
             yield from flush()
+            if options.max_batches is not None and batches >= options.max_batches and pending:
+                unfinished = sorted(pending)
+                log.info("kafka.read.bounded", extra={"topic": topic, "batches": batches, "unfinished": unfinished})
+                return False
     yield from flush()
+    return True

@@ -1,8 +1,8 @@
 """The fast path of a contract: a msgspec Struct compiled from the stream's JSON Schema.
 
-``msgspec.convert(event, struct)`` checks a decoded message in compiled code, several times
-faster than the generated fastjsonschema function. The JSON Schema stays the contract: the
-Struct is built from it, for the keywords below only, and a schema that uses any other
+``msgspec.convert(event, struct)`` checks a decoded message in compiled code first; the
+generated fastjsonschema function sees only the messages it refuses. The JSON Schema stays the
+contract: the Struct is built from it, for the keywords below only, and a schema that uses any other
 keyword gets no fast path (every message then goes to fastjsonschema). The fast path may only
 ever be stricter than the schema, never looser: a message it refuses is checked again, and
 explained, by fastjsonschema, so a refusal here costs time, not a verdict.

@@ -7,41 +7,35 @@ load job done), ``load.jobs_done`` (every job done, the package not yet marked l
 ``load`` (loaded, Kafka positions not yet committed to the consumer group) stop there for the
 tests). Loads use dlt's parquet load files and uncompressed intermediate files. Only this stage
 writes the landed layer: at the end of every run it also creates, empty, the declared landed
-tables that dlt has not made yet.
+tables that dlt has not made yet (``millpond/stages/landed.py``). Follow mode, the Kafka
+micro-batch loop, is in ``millpond/stages/follow.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import dlt
 import duckdb
-import yaml
 from dlt.common.runtime.collector import LogCollector
 
-from ingest.kafka import KafkaCredentials, kafka_source
+from ingest.kafka import ARROW_NORMALIZER_CONFIG, KafkaCredentials, kafka_source
 from ingest.kafka.helpers import KafkaSourceError, commit_offsets, offsets_of
 from ingest.mongodb import mongodb_source, warehouse_ids
 from ingest.mongodb.helpers import MongoSourceError
 from millpond import logs
-from millpond.errors import MillpondError, PipelineBusy, StageFailed
+from millpond.errors import StageFailed
 from millpond.faults import crash_point
-from millpond.health import Heartbeat
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
+from millpond.stages.landed import DATASET, ensure_landed_tables
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
-DATASET = "bronze"
-FOLLOW_HEARTBEAT = "ingest-follow"
 KAFKA_SOURCE = "kafka"
 MONGO_SOURCE = "mongodb"
 LOADER_FILE_FORMAT = "parquet"
@@ -57,6 +51,7 @@ class IngestReport:
     load_ids: list[str] = field(default_factory=list)
     created_tables: list[str] = field(default_factory=list)
     committed_offsets: bool | None = None
+    kafka_caught_up: bool | None = None  # every topic read to its end (False: a bounded read left a backlog)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -98,11 +93,15 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline writing parquet load files to the DuckDB warehouse, its working dir inside the data dir.
 
     Intermediate files are not compressed (the disk is local and gzip costs more than it saves),
-    and dlt does not intercept SIGTERM/SIGINT: the follower handles them between batches.
+    Arrow items get dlt's ``_dlt_load_id``/``_dlt_id`` columns (the Kafka source's
+    ``ARROW_NORMALIZER_CONFIG``), and dlt does not intercept SIGTERM/SIGINT: the follower
+    handles them between batches. The options are set for this pipeline only (dlt config keys
+    under its name), not for every dlt pipeline in the process.
     """
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     settings.dlt_dir.mkdir(parents=True, exist_ok=True)
-    dlt.config["data_writer.disable_compression"] = True
+    for key, value in {"data_writer.disable_compression": True, **ARROW_NORMALIZER_CONFIG}.items():
+        dlt.config[f"{PIPELINE_NAME}.{key}"] = value
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dlt.destinations.duckdb(str(settings.warehouse), preferred_loader_file_format=LOADER_FILE_FORMAT),
@@ -147,8 +146,12 @@ def configured_mongo_source(settings: Settings) -> Any:
     )
 
 
-def configured_kafka_source(settings: Settings) -> Any:
-    """The Kafka source, given every ``MILLPOND_KAFKA_*`` setting (and the event-time bounds) explicitly."""
+def configured_kafka_source(settings: Settings, max_batches: int | None = None) -> Any:
+    """The Kafka source, given every ``MILLPOND_KAFKA_*`` setting (and the event-time bounds) explicitly.
+
+    ``max_batches``: each topic's read ends after this many batches (the follower's
+    micro-batches); None reads every partition to its end.
+    """
     return kafka_source(
         credentials=kafka_credentials(settings),
         topics=settings.topics.as_dict(),
@@ -160,30 +163,42 @@ def configured_kafka_source(settings: Settings) -> Any:
         max_message_bytes=settings.kafka_max_message_bytes,
         earliest_event_time=settings.earliest_event,
         max_future_skew_s=settings.max_future_skew_s,
+        max_batches_per_run=max_batches,
+        schema_dir=str(settings.kafka_schema_dir) if settings.kafka_schema_dir else None,
     )
 
 
-def sources(settings: Settings, *, mongo: bool = True, kafka: bool = True) -> list[Any]:
+def sources(
+    settings: Settings, *, mongo: bool = True, kafka: bool = True, kafka_max_batches: int | None = None
+) -> list[Any]:
     """The configured sources."""
     out: list[Any] = []
     if mongo:
         out.append(configured_mongo_source(settings))
     if kafka:
-        out.append(configured_kafka_source(settings))
+        out.append(configured_kafka_source(settings, kafka_max_batches))
     return out
 
 
 def run_ingest(settings: Settings, *, mongo: bool = True, kafka: bool = True) -> IngestReport:
     """Extract, normalize and load under the pipeline lock (waiting up to ``lock_timeout_s`` for it)."""
-    return _locked_ingest(settings, settings.lock_timeout_s, mongo=mongo, kafka=kafka)
+    return locked_ingest(settings, settings.lock_timeout_s, mongo=mongo, kafka=kafka)
 
 
-def _locked_ingest(settings: Settings, lock_timeout_s: float, *, mongo: bool, kafka: bool) -> IngestReport:
+def locked_ingest(
+    settings: Settings,
+    lock_timeout_s: float,
+    *,
+    mongo: bool,
+    kafka: bool,
+    kafka_max_batches: int | None = None,
+) -> IngestReport:
+    """:func:`run_ingest` with its own lock timeout and bound of the Kafka reads (the follower's cycle)."""
     with pipeline_lock(settings.data_dir, "ingest", timeout_s=lock_timeout_s):
-        return _ingest(settings, mongo=mongo, kafka=kafka)
+        return _ingest(settings, mongo=mongo, kafka=kafka, kafka_max_batches=kafka_max_batches)
 
 
-def _ingest(settings: Settings, *, mongo: bool, kafka: bool) -> IngestReport:
+def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: int | None) -> IngestReport:
     started = time.monotonic()
     pipeline = make_pipeline(settings)
     report = IngestReport()
@@ -193,7 +208,7 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool) -> IngestReport:
             pipeline.normalize()
             report.load_ids += _load(pipeline)
         log.info("ingest.extract.start", mongo=mongo, kafka=kafka)
-        extract = pipeline.extract(sources(settings, mongo=mongo, kafka=kafka))
+        extract = pipeline.extract(sources(settings, mongo=mongo, kafka=kafka, kafka_max_batches=kafka_max_batches))
         crash_point("extract")
         log.info("ingest.normalize.start", packages=len(extract.loads_ids))
         normalize = pipeline.normalize()
@@ -208,6 +223,7 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool) -> IngestReport:
         raise ingest_error(exc) from exc
     if kafka:
         report.committed_offsets = commit_kafka_positions(settings, pipeline)
+        report.kafka_caught_up = kafka_caught_up(pipeline, settings.topics.as_dict())
     report.quarantined = quarantined_by_load(settings, report.load_ids)
     report.dead_letters = sum(n for classes in report.quarantined.values() for n in classes.values())
     report.seconds = round(time.monotonic() - started, 2)
@@ -272,15 +288,21 @@ def ingest_error(exc: BaseException) -> StageFailed:
     )
 
 
+def _kafka_states(pipeline: dlt.Pipeline, topics: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Topic -> the Kafka source's resource state of its stream (empty before the first read)."""
+    resources = pipeline.state.get("sources", {}).get(KAFKA_SOURCE, {}).get("resources", {})
+    return {topic: resources.get(f"kafka_{stream}", {}) for stream, topic in topics.items()}
+
+
 def kafka_positions(pipeline: dlt.Pipeline, topics: Mapping[str, str]) -> dict[str, dict[int, int]]:
     """Topic -> partition -> next offset, as the Kafka source's resource state holds them (the loaded positions)."""
-    resources = pipeline.state.get("sources", {}).get(KAFKA_SOURCE, {}).get("resources", {})
-    out: dict[str, dict[int, int]] = {}
-    for stream, topic in topics.items():
-        positions = resources.get(f"kafka_{stream}", {}).get("positions", {})
-        if positions:
-            out[topic] = offsets_of(positions)
-    return out
+    states = _kafka_states(pipeline, topics)
+    return {topic: offsets_of(state["positions"]) for topic, state in states.items() if state.get("positions")}
+
+
+def kafka_caught_up(pipeline: dlt.Pipeline, topics: Mapping[str, str]) -> bool:
+    """Whether the last read of every topic reached the end of its partitions (not stopped at its batch bound)."""
+    return all(state.get("caught_up", True) for state in _kafka_states(pipeline, topics).values())
 
 
 def commit_kafka_positions(settings: Settings, pipeline: dlt.Pipeline) -> bool:
@@ -307,13 +329,9 @@ def quarantined_by_load(settings: Settings, load_ids: list[str]) -> dict[str, di
     """Source -> error class -> dead letters written by these loads."""
     if not load_ids or not settings.warehouse.exists():
         return {}
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        if "dead_letter" not in landed_tables(con):
-            return {}
-        columns = {r[0] for r in con.execute(f"describe {DATASET}.dead_letter").fetchall()}
-        error_class = "coalesce(error_class, 'unclassified')" if "error_class" in columns else "'unclassified'"
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:  # ensure_landed_tables made the table
         rows = con.execute(
-            f"select source, {error_class}, count(*) from {DATASET}.dead_letter "
+            f"select source, coalesce(error_class, 'unclassified'), count(*) from {DATASET}.dead_letter "
             "where _dlt_load_id in (select unnest(?)) group by all order by all",
             [load_ids],
         ).fetchall()
@@ -321,150 +339,3 @@ def quarantined_by_load(settings: Settings, load_ids: list[str]) -> dict[str, di
     for source, klass, n in rows:
         out.setdefault(source, {})[klass] = int(n)
     return out
-
-
-def landed_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Names of the tables in the landed dataset."""
-    rows = con.execute("select table_name from information_schema.tables where table_schema = ?", [DATASET]).fetchall()
-    return {r[0] for r in rows}
-
-
-def declared_landed_tables(settings: Settings) -> dict[str, dict[str, str]]:
-    """Table -> column types of every landed table that ``external_models.yaml`` declares."""
-    declared = yaml.safe_load((settings.project_dir / "external_models.yaml").read_text())
-    out = {}
-    for model in declared:
-        schema, table = model["name"].split(".")
-        if schema == DATASET:
-            out[table] = model["columns"]
-    return out
-
-
-def missing_landed_tables(settings: Settings) -> list[str]:
-    """The declared landed tables that are not in the warehouse (all of them when there is no warehouse)."""
-    declared = declared_landed_tables(settings)
-    if not settings.warehouse.exists():
-        return list(declared)
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        existing = landed_tables(con)
-    return [table for table in declared if table not in existing]
-
-
-def ensure_landed_tables(settings: Settings) -> list[str]:
-    """Create every declared landed table dlt has not made yet, and add declared columns a table lacks.
-
-    dlt creates a table only once data arrives for it (a topic may still be empty), and a column
-    only once a row carries it (a warehouse landed before a column was declared), while a SQLMesh
-    plan needs every declared table and column to exist. dlt adopts a pre-created table and
-    column and adds any it lacks itself. Returns ``table`` for each table created and
-    ``table.column`` for each column added.
-    """
-    changed: list[str] = []
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.warehouse)) as con:
-        con.execute(f"create schema if not exists {DATASET}")
-        existing = landed_tables(con)
-        for table, columns in declared_landed_tables(settings).items():
-            if table not in existing:
-                column_list = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-                con.execute(f'create table {DATASET}."{table}" ({column_list})')
-                changed.append(table)
-                continue
-            present = {
-                row[0]
-                for row in con.execute(
-                    "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-                    [DATASET, table],
-                ).fetchall()
-            }
-            for name, kind in columns.items():
-                if name not in present:
-                    con.execute(f'alter table {DATASET}."{table}" add column "{name}" {kind}')
-                    changed.append(f"{table}.{name}")
-    if changed:
-        log.warning("ingest.created_declared_landed_objects", created=changed)
-    return changed
-
-
-class StopRequest:
-    """Set by SIGTERM/SIGINT while installed: the follower finishes the batch it is in, then stops."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.signal: str | None = None
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-    def set(self, signum: int, _frame: FrameType | None = None) -> None:
-        self.signal = signal.Signals(signum).name
-        self._event.set()
-
-    def wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds``, waking at once on a stop request."""
-        self._event.wait(seconds)
-
-    @contextmanager
-    def installed(self) -> Iterator[StopRequest]:
-        """Handle SIGTERM and SIGINT with this request (main thread only; elsewhere, nothing changes)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {sig: signal.signal(sig, self.set) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def follow(
-    settings: Settings,
-    interval_s: float = 10.0,
-    max_cycles: int | None = None,
-    max_consecutive_failures: int = 5,
-) -> int:
-    """Keep loading new Kafka messages in micro-batches (the long-running ingester); returns the cycles run.
-
-    Each cycle is one bounded ingest (the source's batch bounds: ``MILLPOND_KAFKA_MAX_BATCH_*``)
-    that loads, commits the positions with the load in dlt state and then to the consumer
-    group. SIGTERM or SIGINT lets the current cycle finish and commit, then the loop ends (the
-    command exits 0); a wait between cycles is cut short.
-
-    Each cycle that loads, or that finds another stage holding the pipeline lock (a long
-    transform is no reason to restart the follower), beats the ``ingest-follow`` heartbeat
-    that ``millpond health`` checks. A busy lock is never waited for: the cycle is skipped.
-    Any other failure is logged and retried without a beat, and after
-    ``max_consecutive_failures`` in a row the last error is raised, so the process exits
-    non-zero and its supervisor (Kubernetes, compose) restarts it with back-off. A cycle killed
-    midway is finished by the next one (see :func:`run_ingest`).
-    """
-    heartbeat = Heartbeat(settings.data_dir, FOLLOW_HEARTBEAT)
-    cycles = failures = 0
-    with StopRequest().installed() as stop:
-        while not stop and (max_cycles is None or cycles < max_cycles):
-            cycles += 1
-            try:
-                report = _locked_ingest(settings, 0.0, mongo=False, kafka=True)
-            except PipelineBusy as exc:
-                log.info("ingest.follow.busy", cycle=cycles, reason=str(exc))
-                heartbeat.beat(cycle=cycles, busy=True)
-            except MillpondError as exc:
-                failures += 1
-                log.error("ingest.follow.failed", cycle=cycles, failures=failures, error=str(exc))
-                if failures >= max_consecutive_failures:
-                    raise
-            else:
-                failures = 0
-                heartbeat.beat(
-                    cycle=cycles,
-                    rows=sum(report.rows.values()),
-                    dead_letters=report.dead_letters,
-                    load_ids=report.load_ids,
-                )
-                log.info("ingest.follow.cycle", cycle=cycles, rows=report.rows, dead_letters=report.dead_letters)
-            if not stop and (max_cycles is None or cycles < max_cycles):
-                stop.wait(interval_s)
-        if stop:
-            log.info("ingest.follow.stopped", signal=stop.signal, cycles=cycles)
-    return cycles

@@ -17,11 +17,13 @@ import duckdb
 
 from ingest.mongodb import COLLECTIONS
 from ingest.mongodb.helpers import client_from_url
+from ingest.mongodb.setup import ensure_collections
 from millpond import logs
 from millpond.errors import MillpondError
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
-from millpond.stages.ingest import DATASET, KAFKA_SOURCE, MONGO_SOURCE, landed_tables, make_pipeline
+from millpond.stages.ingest import KAFKA_SOURCE, MONGO_SOURCE, make_pipeline
+from millpond.stages.landed import DATASET, landed_tables
 
 log = logs.get(__name__)
 ARCHIVE_SCHEMA = "bronze_archive"
@@ -29,10 +31,9 @@ ARCHIVE_SCHEMA = "bronze_archive"
 
 def mongo_setup(settings: Settings) -> Any:
     """Create the ``(updated_at, _id)`` indexes and enable pre-images on the shop's collections (idempotent)."""
-    from ingest.mongodb.setup import ensure_collections
-
-    with client_from_url(settings.mongo_uri, int(settings.io_timeout_s * 1000)) as client:
-        result = ensure_collections(client.get_database(settings.mongo_db))
+    timeout_ms = int(settings.io_timeout_s * 1000)
+    with client_from_url(settings.mongo_uri, timeout_ms) as client:
+        result = ensure_collections(client.get_database(settings.mongo_db), timeout_ms=timeout_ms)
     log.info("mongo.setup.done", database=settings.mongo_db, result=result)
     return result
 

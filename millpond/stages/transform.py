@@ -25,7 +25,7 @@ from millpond.errors import StageFailed
 from millpond.faults import crash_point
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
-from millpond.stages.ingest import DATASET, landed_tables, missing_landed_tables
+from millpond.stages.landed import DATASET, landed_tables, missing_landed_tables
 
 log = logs.get(__name__)
 META_SCHEMA = "millpond_meta"

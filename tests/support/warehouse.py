@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from millpond.stages.ingest import DATASET
+from millpond.stages.landed import DATASET
 
 
 def landed_row_counts(warehouse: Path) -> dict[str, int]:

@@ -14,7 +14,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
-from ingest.kafka import BrokerUnreachable, KafkaCredentials, commit_offsets, kafka_source, offsets_of
+from ingest.kafka import (
+    ARROW_NORMALIZER_CONFIG,
+    BrokerUnreachable,
+    KafkaCredentials,
+    commit_offsets,
+    kafka_source,
+    offsets_of,
+)
 from ingest.kafka.reader import ReadOptions, read_topic
 from tests.support.ports import free_port
 
@@ -32,8 +39,12 @@ def _event(n: int, **extra) -> bytes:
 
 
 def _pipeline(tmp_path: Path) -> dlt.Pipeline:
+    """A pipeline of its own, asking its parquet normalizer for dlt's row columns (as the ingest stage does)."""
+    name = f"kafka_{uuid.uuid4().hex[:8]}"
+    for key, value in ARROW_NORMALIZER_CONFIG.items():
+        dlt.config[f"{name}.{key}"] = value
     return dlt.pipeline(
-        pipeline_name=f"kafka_{uuid.uuid4().hex[:8]}",
+        pipeline_name=name,
         destination=dlt.destinations.duckdb(str(tmp_path / "warehouse.duckdb")),
         dataset_name="bronze",
         pipelines_dir=str(tmp_path / "pipelines"),

@@ -9,14 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
-import ingest.kafka.contracts as kafka_contracts
+from ingest.kafka.contracts import SCHEMA_DIR
 from millpond.cli import cli
 from millpond.settings import Settings
-from millpond.stages.dead_letters import list_dead_letters, replay_dead_letters
+from millpond.stages.dead_letters import list_dead_letters, pending_dead_letters, replay_dead_letters
 from millpond.stages.ingest import run_ingest
 from tests.support.pipelines import pipeline_env
 
@@ -57,23 +56,17 @@ def _kafka_only(cfg: Settings) -> Settings:
     return cfg.model_copy(update={"kafka_optional_topics": [cfg.topics.payments, cfg.topics.shipments]})
 
 
-@pytest.fixture
-def accept_version_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A contract change: clickstream also accepts schema version 3 (a copy of v2 with its own const)."""
-
-    def apply() -> None:
-        schemas = tmp_path / "schemas"
-        shutil.copytree(kafka_contracts.SCHEMA_DIR, schemas)
-        v2 = json.loads((schemas / "clickstream" / "v2.json").read_text())
-        v2["properties"]["schema_version"] = {"const": 3}
-        (schemas / "clickstream" / "v3.json").write_text(json.dumps(v2))
-        changed = kafka_contracts.contracts.__wrapped__(schemas)
-        monkeypatch.setattr(kafka_contracts, "contracts", lambda schema_dir=None: changed)
-
-    return apply
+def _accepting_version_3(cfg: Settings, tmp_path: Path) -> Settings:
+    """A contract change: the shipped schemas plus clickstream v3 (a copy of v2 with its own const)."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMA_DIR, schemas)
+    v2 = json.loads((schemas / "clickstream" / "v2.json").read_text())
+    v2["properties"]["schema_version"] = {"const": 3}
+    (schemas / "clickstream" / "v3.json").write_text(json.dumps(v2))
+    return cfg.model_copy(update={"kafka_schema_dir": schemas})
 
 
-def test_quarantined_records_are_listed_and_replayed_once_after_a_contract_fix(make_settings, accept_version_3):
+def test_quarantined_records_are_listed_and_replayed_once_after_a_contract_fix(make_settings, tmp_path):
     cfg = make_settings("dl")
     good, future, broken = _click(2), _click(3), _click(2, session_id=None)
     binary = b"\x00\x9f not json \xff"
@@ -96,7 +89,7 @@ def test_quarantined_records_are_listed_and_replayed_once_after_a_contract_fix(m
     dry = replay_dead_letters(cfg, dry_run=True)
     assert dry.still_failing == {"contract.unknown_schema_version": 2, "contract.missing_field": 1, "json.invalid": 1}
 
-    accept_version_3()
+    cfg = _accepting_version_3(cfg, tmp_path)
     assert replay_dead_letters(cfg, dry_run=True).replayed == {cfg.topics.clickstream: 2}
     assert _landed(cfg) == (1, 1, 4)  # a dry run writes nothing
     replayed = replay_dead_letters(cfg, origin=cfg.topics.clickstream)
@@ -137,3 +130,28 @@ def test_dead_letters_cli_lists_json(make_settings):
     assert [r["error_class"] for r in rows] == ["contract.missing_field"] and "event_id" in rows[0]["reason"]
     replay = runner.invoke(cli, ["dead-letters", "replay", "--dry-run"], env=env, catch_exceptions=False)
     assert json.loads(replay.stdout)["still_failing"] == {"contract.missing_field": 1}
+
+
+def test_replay_reads_the_dead_letters_in_chunks_and_loads_each_once(make_settings, tmp_path):
+    cfg = make_settings("dlchunks")
+    _produce(cfg, [_click(3) for _ in range(7)] + [_click(2, session_id=None)])
+    run_ingest(_kafka_only(cfg), mongo=False)
+    assert _landed(cfg) == (0, 0, 8)
+    chunks = [len(chunk) for chunk in pending_dead_letters(cfg, None, chunk_rows=3)]
+    assert chunks == [3, 3, 2]  # never more than one chunk in memory
+
+    fixed = _accepting_version_3(cfg, tmp_path)
+    report = replay_dead_letters(fixed, chunk_rows=3)
+    assert report.considered == 8 and report.replayed == {cfg.topics.clickstream: 7}
+    assert report.still_failing == {"contract.missing_field": 1} and report.load_ids
+    assert _landed(cfg) == (7, 7, 1)
+    assert replay_dead_letters(fixed, chunk_rows=3).load_ids == []
+    assert _landed(cfg) == (7, 7, 1)
+
+
+def test_the_ingest_validates_with_the_configured_schema_dir(make_settings, tmp_path):
+    cfg = _accepting_version_3(make_settings("dlschemas"), tmp_path)
+    _produce(cfg, [_click(3), _click(4)])
+    report = run_ingest(_kafka_only(cfg), mongo=False)
+    assert report.quarantined == {"kafka": {"contract.unknown_schema_version": 1}}
+    assert _landed(cfg) == (1, 1, 1)

@@ -6,29 +6,23 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pymongo
 import pytest
+from confluent_kafka import Producer
 
 from ingest.kafka import ENVELOPE_COLUMNS
 from millpond.errors import PipelineBusy, StageFailed
 from millpond.generator import GeneratorConfig, generate
 from millpond.health import Heartbeat
 from millpond.settings import Settings
-from millpond.stages.ingest import (
-    FOLLOW_HEARTBEAT,
-    commit_kafka_positions,
-    declared_landed_tables,
-    ensure_landed_tables,
-    follow,
-    kafka_credentials,
-    make_pipeline,
-    missing_landed_tables,
-    run_ingest,
-)
+from millpond.stages.follow import FOLLOW_HEARTBEAT, follow
+from millpond.stages.ingest import commit_kafka_positions, kafka_credentials, make_pipeline, run_ingest
+from millpond.stages.landed import declared_landed_tables, ensure_landed_tables, missing_landed_tables
 from millpond.stages.source_admin import kafka_rebaseline
 from tests.support.pipelines import isolated_settings, pipeline_env
 from tests.support.ports import free_port
@@ -45,6 +39,20 @@ with pipeline_lock(Path(sys.argv[1]), "transform"):
 """
 SMALL = GeneratorConfig(customers=30, products=10, orders_per_day=15, sessions_per_day=5, days=3, malformed_rate=0.05)
 STREAMS = ("clickstream", "payments", "shipments")
+
+
+def _kafka_only(cfg: Settings) -> Settings:
+    """Only clickstream gets messages: the other two topics may not exist."""
+    return cfg.model_copy(update={"kafka_optional_topics": [cfg.topics.payments, cfg.topics.shipments]})
+
+
+def _produce_clicks(cfg: Settings, count: int) -> None:
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "linger.ms": 5})
+    for n in range(count):
+        event = {"event_id": f"evt_{n}", "event_type": "page_view", "event_ts": "2026-03-01T10:00:00Z",
+                 "session_id": f"ses_{n % 7}"}  # fmt: skip
+        producer.produce(cfg.topics.clickstream, key=b"k", value=json.dumps(event).encode(), partition=0)
+    assert producer.flush(30) == 0
 
 
 def _generate(cfg: Settings, day: date, config: GeneratorConfig = SMALL):
@@ -444,3 +452,55 @@ def test_follow_finishes_its_batch_on_sigterm_and_exits_0(make_settings):
     assert _committed(cfg) == _next_positions(cfg)
     beat = Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read()
     assert beat is not None and beat["cycle"] == 1
+
+
+def test_follow_reads_a_backlog_in_micro_batches_and_stops_on_sigterm_within_seconds(make_settings):
+    cfg = _kafka_only(make_settings())
+    produced = 3_000
+    _produce_clicks(cfg, produced)
+    env = pipeline_env(cfg) | {
+        "MILLPOND_KAFKA_OPTIONAL_TOPICS": f"{cfg.topics.payments},{cfg.topics.shipments}",
+        "MILLPOND_KAFKA_MAX_BATCH_MESSAGES": "200",  # a micro-batch is one batch of 200 messages per topic
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "millpond", "ingest", "--follow", "--interval", "30"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if b"ingest.follow.cycle" in line:  # the first micro-batch landed; the next one is under way
+            proc.send_signal(signal.SIGTERM)
+            break
+    signalled = time.monotonic()
+    out, err = proc.communicate(timeout=120)
+    stopped_after = time.monotonic() - signalled
+    assert proc.returncode == 0, (b"".join(seen) + err).decode()[-3000:]
+    assert stopped_after < 15, stopped_after
+    landed, dead = _kafka_rows(cfg)
+    assert dead == 0 and 0 < landed < produced  # the backlog was not read in one go
+    assert json.loads(out)["cycles"] <= 3
+    assert _committed(cfg) == _next_positions(cfg)
+
+    report = run_ingest(cfg, mongo=False)  # a batch run reads the rest to the end
+    assert report.kafka_caught_up is True
+    assert _kafka_rows(cfg) == (produced, 0)
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        offsets = con.execute(
+            'select count(distinct "offset"), min("offset"), max("offset") from bronze.kafka_clickstream'
+        )
+        assert offsets.fetchone() == (produced, 0, produced - 1)  # each message exactly once
+
+
+def test_a_follow_cycle_that_stops_at_its_bound_is_followed_at_once(make_settings):
+    cfg = _kafka_only(make_settings()).model_copy(update={"kafka_max_batch_messages": 100, "follow_max_batches": 2})
+    _produce_clicks(cfg, 450)
+    started = time.monotonic()
+    assert follow(cfg, interval_s=60, max_cycles=3) == 3  # no 60 s wait while there is a backlog
+    assert time.monotonic() - started < 50
+    assert _kafka_rows(cfg) == (450, 0)  # 200 + 200 + 50
+    beat = Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read()
+    assert beat is not None and beat["rows"] == 50

@@ -10,7 +10,7 @@ import pytest
 
 from millpond.errors import StageFailed
 from millpond.settings import Settings
-from millpond.stages.ingest import ensure_landed_tables
+from millpond.stages.landed import ensure_landed_tables
 from millpond.stages.transform import _save_watermark, pending_window, run_transform
 
 
