@@ -102,7 +102,7 @@ lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
 
 .PHONY: bench
 bench: setup-python ## benchmarks (ratios against a baseline measured in the same run) → docs/benchmarks.md
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
 
 .PHONY: stop
 stop: ## stop Superset and the local services

@@ -31,7 +31,7 @@ def _generate(args: dict[str, Any]) -> dict[str, Any]:
         config = GeneratorConfig(**fields)
         started = time.perf_counter()
         result = generate(config, date.fromisoformat(args["end_date"]), db, args["bootstrap"], args["topics"],
-                          keep_events=False)  # fmt: skip
+                          keep_events=False, producer_config=args.get("producer_config"))  # fmt: skip
         work_s = time.perf_counter() - started
         counts = {name: db[name].count_documents({}) for name in args["collections"]}
         nested = list(

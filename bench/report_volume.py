@@ -159,16 +159,21 @@ def markdown(results: dict[str, Any], rel: Path) -> str:
                 else f" **Counts differ**: Kafka {complete['kafka_accounted']:,}/{complete['kafka_expected']:,},"
                 f" MongoDB {complete['mongo_accounted']:,}/{complete['mongo_expected']:,} accounted/expected."
             )
+        landed = (
+            f"landed as {p['landed_rows']:,} rows"
+            if p.get("landed_rows")
+            else "not landed (the full load failed, below)"
+        )
         broker = (p.get("servers_at_end") or {}).get("broker", {})
         notes.append(
             f"- **{p['label']}** (generator scale {p['scale']}): {src['messages']:,} Kafka messages and "
-            f"{src['documents']:,} MongoDB documents ({sum(src['children'].values()):,} nested list items) landed as "
-            f"{p.get('landed_rows', 0):,} rows.{accounted} Broker RSS at the end {broker.get('rss_mib') or 0:,.0f} MiB."
+            f"{src['documents']:,} MongoDB documents ({sum(src['children'].values()):,} nested list items) {landed}.{accounted} Broker RSS at the end {broker.get('rss_mib') or 0:,.0f} MiB."
         )
         notes += [f"  - {e}" for e in p["errors"]]
     images = [f"![{name}]({rel / f'{name}.png'})" for name in ("volume_time", "volume_rss")]
     base = volume["base"]
     sizes = ",".join(p["label"].lower() for p in volume["points"])
+    note = f"\n**Note on this run:** {results['note']}\n" if results.get("note") else ""
     return f"""## Ingest at volume
 
 Recorded with `{results["command"]}` (sizes {sizes}; the default `make bench` runs 100k only).
@@ -184,7 +189,7 @@ Ratio: the stage's time ÷ the raw read floor of the same size and run, floor = 
 loop + pymongo `find()`; "raw" uses the raw-BSON read instead of `find()`.
 
 {chr(10).join(notes)}
-
+{note}
 {chr(10).join(images)}
 
 ### How the volume benchmark measures

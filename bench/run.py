@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--per-source", action="store_true", help="volume: also ingest each source alone (its own ratio to its floor)"
     )
     parser.add_argument(
+        "--note", default=None, help="a remark printed with the volume figures (kept in results.json, and re-rendered)"
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help="re-render plots and page from OUT/results.json, run nothing"
     )
     args = parser.parse_args(argv)
@@ -189,12 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     with _quiet_logs(settings.log_format), scoped_env({"RUNTIME__DLTHUB_TELEMETRY": "false"}):
         if args.render_only:
             results = json.loads((out / "results.json").read_text())
+            if args.note is not None:
+                results["note"] = args.note
         else:
             started = time.monotonic()
             results = {
                 "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "command": shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]),
                 "machine": describe(settings),
+                "note": args.note,
                 **run_benchmarks(args, settings),
             }
             results["wall_s"] = round(time.monotonic() - started, 1)

@@ -36,6 +36,10 @@ log = logs.get("bench.volume")
 VOLUME_BASE = GeneratorConfig(customers=100, products=20, orders_per_day=50, sessions_per_day=30, days=100)
 CALIBRATION_SCALE = 0.2
 COLLECTIONS = ("customers", "products", "orders")
+# Tansu's in-memory log serves fetches ever more slowly as the number of record batches grows
+# (a partition of millions of small batches stalls a consumer for more than 30 s), so the
+# generator is asked for large producer batches; that changes how the data is written, not what.
+PRODUCER_CONFIG = {"linger.ms": 200, "batch.num.messages": 10_000, "batch.size": 4 * 1024 * 1024}
 MEMORY_HEADROOM_GIB = 4.0  # ingest, mongod and the bench itself, beside the broker's in-memory log
 BROKER_GROWTH = 1.5  # safety factor on the broker's memory per message measured at the previous size
 
@@ -114,6 +118,7 @@ class SizeRun:
                 "config": generator_config(self.scale),
                 "end_date": end_date.isoformat(),
                 "collections": list(COLLECTIONS),
+                "producer_config": PRODUCER_CONFIG,
             },
         )
 
