@@ -40,7 +40,7 @@ endef
 
 DATA_DIR ?= $(CURDIR)/.local
 DEMO_ENV := $(DATA_DIR)/demo.env
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -m "not bench_harness" --durations=20
 
 .PHONY: setup
 setup: setup-python setup-postgres setup-superset setup-browser setup-infra setup-cube ## everything, pinned (idempotent)
@@ -102,6 +102,7 @@ lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
 
 .PHONY: bench
 bench: setup-python ## benchmarks (ratios against a baseline measured in the same run) → docs/benchmarks.md
+	$(BIN)/pytest -q -m bench_harness tests/bench -p no:cacheprovider
 	$(BIN)/python -m bench.run $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
 
 .PHONY: stop

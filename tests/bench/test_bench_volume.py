@@ -71,6 +71,7 @@ def test_targets_say_met_and_not_met_from_the_numbers():
     assert {t["key"]: t["met"] for t in unmeasured}["ratio"] is None  # no 1M point
 
 
+@pytest.mark.bench_harness
 def test_volume_runs_at_a_tiny_size_and_writes_ratios_rss_and_targets(tmp_path: Path):
     out = tmp_path / "benchmarks"
     assert main(["--only", "volume", "--sizes", "3k", "--repeat", "1", "--out", str(out)]) == 0
