@@ -2,29 +2,12 @@ from collections import Counter
 from datetime import date
 
 import pymongo
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from millpond.generator import GeneratorConfig, generate
 from millpond.generator.run import STATE
+from tests.support.kafka import topic_values
 
 SMALL = GeneratorConfig(customers=30, products=10, orders_per_day=10, sessions_per_day=5, days=3)
-
-
-def _topic_values(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.partition.eof": True})
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-    pending, values = set(meta.partitions), []
-    while pending:
-        msg = consumer.poll(10)
-        assert msg is not None
-        if msg.error():
-            assert msg.error().code() == KafkaError._PARTITION_EOF
-            pending.discard(msg.partition())
-        else:
-            values.append(msg.value())
-    consumer.close()
-    return values
 
 
 def test_first_step_increment_and_noop(make_settings):
@@ -36,7 +19,7 @@ def test_first_step_increment_and_noop(make_settings):
         assert db.customers.count_documents({}) == 30
         orders_after_first = db.orders.count_documents({})
         assert orders_after_first == sum(1 for e in first.events.values() if e["event_type"] == "order_placed")
-        produced = _topic_values(cfg.kafka_bootstrap, cfg.topics.clickstream)
+        produced = topic_values(cfg.kafka_bootstrap, cfg.topics.clickstream)
         assert len(produced) >= sum(1 for e in first.events.values() if "session_id" in e)
 
         again = generate(SMALL, date(2026, 3, 3), db, cfg.kafka_bootstrap, cfg.topics.as_dict())

@@ -11,7 +11,6 @@ import pymongo
 import pytest
 from bson.decimal128 import Decimal128
 from click.testing import CliRunner
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from ingest.vocabulary import EVENT_TYPES
 from millpond.cli import cli
@@ -21,6 +20,7 @@ from millpond.generator.model import Message
 from millpond.generator.poison import KAFKA_POISON_KINDS, MONGO_POISON_KINDS
 from millpond.generator.run import STATE
 from millpond.generator.writers import KafkaWriter, ensure_topics
+from tests.support.kafka import topic_values
 from tests.support.pipelines import pipeline_env
 from tests.support.ports import free_port
 
@@ -35,25 +35,8 @@ OVERSIZED = 20_000
 KEY = {"clickstream": "session_id", "payments": "order_id", "shipments": "order_id"}
 
 
-def _topic_values(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.partition.eof": True})
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-    pending, values = set(meta.partitions), []
-    while pending:
-        msg = consumer.poll(10)
-        assert msg is not None
-        if msg.error():
-            assert msg.error().code() == KafkaError._PARTITION_EOF
-            pending.discard(msg.partition())
-        else:
-            values.append(msg.value())
-    consumer.close()
-    return values
-
-
 def _all_values(cfg) -> dict[str, list[bytes]]:
-    return {stream: _topic_values(cfg.kafka_bootstrap, topic) for stream, topic in cfg.topics.as_dict().items()}
+    return {stream: topic_values(cfg.kafka_bootstrap, topic) for stream, topic in cfg.topics.as_dict().items()}
 
 
 def _kafka_kind(stream: str, raw: bytes) -> str | None:
@@ -109,7 +92,7 @@ def test_producer_waits_for_a_full_local_queue_and_delivers_every_message_once(m
         writer.send(Message("clickstream", f"k{i % 7}", f"m{i}".encode()))
     writer.flush()
     assert writer.queue_full > 0  # the queue really was full, more than once
-    values = _topic_values(cfg.kafka_bootstrap, cfg.topics.clickstream)
+    values = topic_values(cfg.kafka_bootstrap, cfg.topics.clickstream)
     assert sorted(values) == sorted(f"m{i}".encode() for i in range(1000))
 
 
