@@ -32,7 +32,7 @@ from millpond.errors import StageFailed
 from millpond.faults import crash_point
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
-from millpond.stages.landed import DATASET, ensure_landed_tables
+from millpond.stages.landed import DATASET, collapse_dead_letter_copies, ensure_landed_tables
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
@@ -219,6 +219,7 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
         report.load_ids += _load(pipeline)
         crash_point("load")
         report.created_tables = ensure_landed_tables(settings)
+        collapse_dead_letter_copies(settings)
     except Exception as exc:
         raise ingest_error(exc) from exc
     if kafka:

@@ -78,3 +78,32 @@ def ensure_landed_tables(settings: Settings) -> list[str]:
     if changed:
         log.warning("ingest.created_declared_landed_objects", created=changed)
     return changed
+
+
+def collapse_dead_letter_copies(settings: Settings) -> int:
+    """Keep one row per ``dead_letter_id`` in the dead-letter table: the first seen; returns the copies removed.
+
+    The table merges insert-only (a re-delivered record must keep its ``first_seen_at``), and
+    dlt's insert-only MERGE does not deduplicate its staging table: a load job that ran twice
+    (the process killed after the job, before dlt recorded it) inserts its rows twice. Every
+    ingest run ends by collapsing such copies, so a crash at any point converges on the next run.
+    """
+    if not settings.warehouse.exists():
+        return 0
+    with duckdb.connect(str(settings.warehouse)) as con:
+        if "dead_letter" not in landed_tables(con):
+            return 0
+        row = con.execute(
+            f"""
+            delete from {DATASET}.dead_letter where rowid in (
+              select rowid from {DATASET}.dead_letter
+              qualify row_number() over (
+                partition by dead_letter_id order by first_seen_at nulls last, received_at nulls last, rowid
+              ) > 1
+            )
+            """
+        ).fetchone()
+    removed = int(row[0]) if row else 0
+    if removed:
+        log.warning("ingest.dead_letter_copies_removed", copies=removed)
+    return removed
