@@ -13,19 +13,18 @@ import sys
 import time
 from datetime import date
 
-import duckdb
 import pymongo
 import pytest
 
 from millpond.generator import GeneratorConfig, generate
 from millpond.settings import Settings
 from millpond.stages.ingest import run_ingest
+from tests.support.landed import kafka_counts, mongo_counts
 from tests.support.pipelines import pipeline_env
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 SMALL = GeneratorConfig(customers=30, products=10, orders_per_day=15, sessions_per_day=5, days=3, malformed_rate=0.05)
-STREAMS = ("clickstream", "payments", "shipments")
 CRASH_POINTS = ["extract", "normalize", "load.job", "load.jobs_done", "load"]
 
 
@@ -34,36 +33,6 @@ def _ingest(cfg: Settings, *extra_env: tuple[str, str]) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "millpond", "ingest"], env=env, capture_output=True, text=True, timeout=300
     )
-
-
-def _kafka_counts(cfg: Settings) -> tuple[int, int]:
-    """Messages read (landed + quarantined) and duplicate positions."""
-    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
-        union = " union all ".join(
-            [f'select topic, "partition", "offset" from bronze.kafka_{s}' for s in STREAMS]
-            + ['select origin, "partition", "offset" from bronze.dead_letter where source = \'kafka\'']
-        )
-        row = con.execute(f'select count(*), count(distinct (topic, "partition", "offset")) from ({union})').fetchone()
-    total, distinct = row
-    return int(total), int(total) - int(distinct)
-
-
-def _mongo_counts(cfg: Settings) -> dict[str, tuple[int, int]]:
-    """Collection -> (documents in MongoDB, landed + quarantined ids in bronze)."""
-    out = {}
-    with (
-        pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client,
-        duckdb.connect(str(cfg.warehouse), read_only=True) as con,
-    ):
-        for name in ("customers", "products", "orders"):
-            truth = client[cfg.mongo_db][name].count_documents({})
-            landed = con.execute(
-                f"select count(*) from (select _id from bronze.mongo_{name} where _deleted_at is null union "
-                "select record_key from bronze.dead_letter where source = 'mongodb' and origin = ?)",
-                [name],
-            ).fetchone()[0]
-            out[name] = (truth, int(landed))
-    return out
 
 
 @pytest.fixture
@@ -87,9 +56,9 @@ def test_kafka_ingest_killed_then_rerun_is_exact(shop, point: str):
     assert crashed.returncode == 137, crashed.stderr[-2000:]
     assert f'"after": "{point}"' in crashed.stderr
     run_ingest(cfg, mongo=False)
-    assert _kafka_counts(cfg) == (produced, 0)  # nothing lost, nothing twice
+    assert kafka_counts(cfg) == (produced, 0)  # nothing lost, nothing twice
     run_ingest(cfg, mongo=False)
-    assert _kafka_counts(cfg) == (produced, 0)
+    assert kafka_counts(cfg) == (produced, 0)
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
@@ -99,8 +68,8 @@ def test_full_ingest_killed_then_rerun_is_exact(shop, point: str):
     assert crashed.returncode == 137, crashed.stderr[-2000:]
     ok = _ingest(cfg)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert _kafka_counts(cfg) == (produced, 0)
-    assert all(truth == landed for truth, landed in _mongo_counts(cfg).values()), _mongo_counts(cfg)
+    assert kafka_counts(cfg) == (produced, 0)
+    assert all(truth == landed for truth, landed, _ in mongo_counts(cfg).values()), mongo_counts(cfg)
 
 
 @pytest.mark.parametrize(
