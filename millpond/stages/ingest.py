@@ -32,13 +32,13 @@ from millpond.errors import StageFailed
 from millpond.faults import crash_point
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
+from millpond.stages.destination import landing_destination
 from millpond.stages.landed import DATASET, collapse_dead_letter_copies, ensure_landed_tables
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
 KAFKA_SOURCE = "kafka"
 MONGO_SOURCE = "mongodb"
-LOADER_FILE_FORMAT = "parquet"
 
 
 @dataclass
@@ -98,13 +98,12 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
     handles them between batches. The options are set for this pipeline only (dlt config keys
     under its name), not for every dlt pipeline in the process.
     """
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     settings.dlt_dir.mkdir(parents=True, exist_ok=True)
     for key, value in {"data_writer.disable_compression": True, **ARROW_NORMALIZER_CONFIG}.items():
         dlt.config[f"{PIPELINE_NAME}.{key}"] = value
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(settings.warehouse), preferred_loader_file_format=LOADER_FILE_FORMAT),
+        destination=landing_destination(settings),
         dataset_name=DATASET,
         pipelines_dir=str(settings.dlt_dir / "pipelines"),
         # progress of extract/normalize/load every 10 s, through our structured logs
