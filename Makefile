@@ -41,6 +41,8 @@ endef
 DATA_DIR ?= $(CURDIR)/.local
 DEMO_ENV := $(DATA_DIR)/demo.env
 PYTEST_ARGS ?= -m "not bench_harness" --durations=20
+# pytest-xdist workers; tests sharing a fixture stay on one worker (tests/support/scheduling.py). 0: no xdist.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup
 setup: setup-python setup-postgres setup-superset setup-browser setup-infra setup-cube ## everything, pinned (idempotent)
@@ -50,8 +52,10 @@ tools: $(UV) ## the bootstrap tools venv (.venv-tools: uv), whatever PATH and HO
 
 UV_SYNC_FLAGS ?=
 .PHONY: setup-python
+# --compile-bytecode: every process (each stage, each test subprocess) imports from .pyc, also where
+# PYTHONDONTWRITEBYTECODE keeps Python from writing its own cache.
 setup-python: $(UV) ## the pipeline's virtual environment from uv.lock (groups dev + services)
-	$(UV) sync --frozen --quiet $(UV_SYNC_FLAGS)
+	$(UV) sync --frozen --quiet --compile-bytecode $(UV_SYNC_FLAGS)
 
 .PHONY: setup-postgres
 setup-postgres: ## PostgreSQL 15 server binaries (Debian) for the tests' private clusters
@@ -86,8 +90,8 @@ test-sqlmesh: ## SQLMesh unit tests (in-memory DuckDB)
 	$(BIN)/sqlmesh test
 
 .PHONY: test-python
-test-python: ## pytest with real services; fails under 80% line coverage
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml:artifacts/coverage.xml $(PYTEST_ARGS)
+test-python: ## pytest with real services on PYTEST_WORKERS xdist workers; fails under 80% line coverage
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=term --cov-report=xml:artifacts/coverage.xml $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
@@ -104,6 +108,7 @@ lint: ## ruff, mypy, sqlfluff, yamllint, shellcheck
 bench: setup-python ## benchmarks (ratios against a baseline measured in the same run) → docs/benchmarks.md
 	$(BIN)/pytest -q -m bench_harness tests/bench -p no:cacheprovider
 	$(BIN)/python -m bench.run $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
+	$(BIN)/python -m bench.transform_cost
 
 .PHONY: stop
 stop: ## stop Superset and the local services

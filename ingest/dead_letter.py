@@ -17,10 +17,13 @@ from typing import Any
 import dlt
 
 TABLE = "dead_letter"
+KEY = ("dead_letter_id",)
+# Of copies of one dead letter in one load (a load job that ran twice), the one kept: the first seen.
+SURVIVOR_ORDER = ("first_seen_at", "received_at")
 HINTS = dlt.mark.make_hints(
     table_name=TABLE,
     write_disposition={"disposition": "merge", "strategy": "insert-only"},
-    primary_key="dead_letter_id",
+    primary_key=KEY[0],
     columns=[
         {"name": "dead_letter_id", "data_type": "text", "nullable": False},
         {"name": "source", "data_type": "text"},

@@ -180,6 +180,27 @@ def transform(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.argument("environment", default="dev")
+@click.option("--skip-tests", is_flag=True, help="do not run the SQLMesh unit tests first")
+@click.pass_context
+def plan(ctx: click.Context, environment: str, skip_tests: bool) -> None:
+    """Plan and apply model changes into ENVIRONMENT (default dev), built through today; prod promotes them."""
+    from millpond.stages.change_review import plan_environment, summary_dict
+
+    _echo(summary_dict(plan_environment(_settings(ctx), environment, skip_tests=skip_tests)))
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="exit 1 when docs/lineage.md does not match the models, writing nothing")
+@click.pass_context
+def lineage(ctx: click.Context, check: bool) -> None:
+    """Regenerate the model graph and the gold tables' column lineage in docs/lineage.md from SQLMesh."""
+    from millpond.lineage import write
+
+    _echo({"lineage": str(write(_settings(ctx), check=check)), "checked": check})
+
+
+@cli.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Verify the Soda data contracts on the gold tables; exit 1 when one fails."""

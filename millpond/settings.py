@@ -72,9 +72,14 @@ class Settings(BaseSettings):
     mongo_reconcile_every: int = Field(default=10, ge=0)
 
     # Kafka source: one batch (handed to dlt as one Arrow table) ends at whichever bound comes first.
-    kafka_max_batch_messages: int = Field(default=50_000, gt=0)
+    kafka_max_batch_messages: int = Field(default=10_000, gt=0)
     kafka_max_batch_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     kafka_max_batch_seconds: float = Field(default=5.0, gt=0)
+    # The DuckDB warehouse's memory limit while ingest loads into it, e.g. "1GB" (None: DuckDB's
+    # default, 80% of RAM), and its threads (0: DuckDB's default, one per core). dlt's merge
+    # jobs spill only in part: too low a limit fails a large load with DuckDB's out-of-memory error.
+    duckdb_memory_limit: str | None = None
+    duckdb_threads: int = Field(default=0, ge=0)
     # A message value larger than this is quarantined (size.oversized) instead of landed.
     kafka_max_message_bytes: int = Field(default=1024 * 1024, gt=0)
     # Topics that may not exist yet (comma-separated names); any other missing topic fails the run.
@@ -100,9 +105,20 @@ class Settings(BaseSettings):
     state_path: Path | None = None
     serving_path: Path | None = None
     start_date: date = date(2025, 1, 1)
+    # Run the SQLMesh unit tests (tests/models) in every transform; CI runs them, so production does not.
+    transform_unit_tests: bool = False
     # Optional second serving target (Cube reads it): publish also swaps gold into this database.
     serving_postgres_uri: SecretStr | None = None
     serving_postgres_reader_role: str | None = None
+
+    # The warehouse engine: where dlt lands bronze and which config.yaml gateway SQLMesh transforms
+    # with (docs/warehouse-engines.md). postgres uses the MILLPOND_WAREHOUSE_PG_* database.
+    warehouse_engine: Literal["duckdb", "postgres"] = "duckdb"
+    warehouse_pg_host: str = "127.0.0.1"
+    warehouse_pg_port: int = 5432
+    warehouse_pg_database: str = "millpond"
+    warehouse_pg_user: str = "millpond"
+    warehouse_pg_password: SecretStr | None = None
 
     superset_port: int = 8088
     superset_admin_user: str = "admin"
@@ -191,7 +207,16 @@ class Settings(BaseSettings):
             "MILLPOND_STATE_PATH": str(self.state),
             "MILLPOND_START_DATE": self.start_date.isoformat(),
             "MILLPOND_SQLMESH_CACHE_DIR": str(self.cache_dir / "sqlmesh"),
-        }
+            "MILLPOND_WAREHOUSE_ENGINE": self.warehouse_engine,
+            "MILLPOND_WAREHOUSE_PG_HOST": self.warehouse_pg_host,
+            "MILLPOND_WAREHOUSE_PG_PORT": str(self.warehouse_pg_port),
+            "MILLPOND_WAREHOUSE_PG_DATABASE": self.warehouse_pg_database,
+            "MILLPOND_WAREHOUSE_PG_USER": self.warehouse_pg_user,
+        } | (
+            {"MILLPOND_WAREHOUSE_PG_PASSWORD": self.warehouse_pg_password.get_secret_value()}
+            if self.warehouse_pg_password is not None
+            else {}
+        )
 
 
 _SENSITIVE = ("password", "secret", "uri")

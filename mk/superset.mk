@@ -14,7 +14,7 @@ setup-superset: $(UV) ## Superset's own venv (.venv-superset) from requirements.
 	  echo "setup-superset: $(SUPERSET_VENV) is up to date"; \
 	else \
 	  [ -x $(SUPERSET_VENV)/bin/python ] || $(UV) venv --quiet --python $(SUPERSET_PYTHON_VERSION) $(SUPERSET_VENV); \
-	  VIRTUAL_ENV=$(CURDIR)/$(SUPERSET_VENV) $(UV) pip sync --quiet --python $(SUPERSET_VENV)/bin/python $(SUPERSET_LOCK); \
+	  VIRTUAL_ENV=$(CURDIR)/$(SUPERSET_VENV) $(UV) pip sync --quiet --compile-bytecode --python $(SUPERSET_VENV)/bin/python $(SUPERSET_LOCK); \
 	  echo "$$want" > $(SUPERSET_STAMP); \
 	  echo "setup-superset: synced $(SUPERSET_VENV) from $(SUPERSET_LOCK)"; \
 	fi

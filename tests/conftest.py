@@ -14,12 +14,26 @@ from millpond import logs
 from millpond import settings as settings_mod
 from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster
 from millpond.settings import Settings
+from tests.support import scheduling
 from tests.support.pipelines import isolated_settings
 from tests.support.ports import free_port
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 logs.configure("console", "WARNING")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    """Under ``--dist loadgroup`` (``make test``): heavy modules first, and the tests that share a fixture
+    on one worker; the fixtures of this file are per worker (see tests/support/scheduling.py)."""
+    grouped = getattr(config.option, "loadgroup", False)  # set on xdist's workers
+    if grouped:  # before every other implementation, xdist's included
+        scheduling.heavy_first(items)
+        scheduling.assign_groups(items, per_worker=Path(__file__).parent.relative_to(config.rootpath).as_posix())
+    yield
+    if grouped:  # after them: the items that are left, as xdist has named them
+        scheduling.suffix_group_ids(items)
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_SETTING = "MILLPOND_KAFKA_BOOTSTRAP"
 REBASELINE_COMMAND = "millpond kafka rebaseline {topic}"
 DIGITS = re.compile(r"\d+")
+PREFETCH_KBYTES = 16 * 1024  # fetched messages the consumer holds ahead of the reader
 
 
 class KafkaSourceError(Exception):
@@ -105,6 +106,9 @@ class KafkaCredentials(CredentialsConfiguration):
             "enable.partition.eof": True,
             # The read stops at end-of-partition, so the broker need not hold the last fetch open.
             "fetch.wait.max.ms": 10,
+            # librdkafka's prefetch queue (64 MiB by default) is memory beside the batch being built;
+            # a smaller one keeps the reader's memory set by the batch bounds.
+            "queued.max.messages.kbytes": PREFETCH_KBYTES,
         }
 
 

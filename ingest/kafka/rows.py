@@ -2,7 +2,8 @@
 
 The payload column holds the message value as it arrived (already checked to be a UTF-8 JSON
 object); dlt lands it in the ``payload`` JSON column. The same builder serves the reader and
-the replay of dead letters.
+the replay of dead letters. The tables merge insert-only on the position: a re-delivered
+position keeps the row landed first (ADR 0014).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import pyarrow as pa
 from ingest.dead_letter import dead_letter_row, kafka_headers
 from ingest.kafka.contracts import EPOCH, MICROSECOND, Event, Problem
 
+PRIMARY_KEY = ("topic", "partition", "offset")
+# Of copies of one position in one load (a load job that ran twice), the one kept: the first read.
+SURVIVOR_ORDER = ("_ingested_at",)
 ENVELOPE_COLUMNS: dict[str, Any] = {
     "topic": {"data_type": "text"},
     "partition": {"data_type": "bigint"},
@@ -47,11 +51,11 @@ ARROW_SCHEMA = pa.schema(
 
 
 def table_hints(table_name: str) -> Any:
-    """The hints every batch of ``table_name`` carries: merge on (topic, partition, offset)."""
+    """The hints every batch of ``table_name`` carries: an insert-only merge on (topic, partition, offset)."""
     return dlt.mark.make_hints(
         table_name=table_name,
-        primary_key=["topic", "partition", "offset"],
-        write_disposition="merge",
+        primary_key=list(PRIMARY_KEY),
+        write_disposition={"disposition": "merge", "strategy": "insert-only"},
         columns=ENVELOPE_COLUMNS,
     )
 

@@ -73,7 +73,7 @@ def mongodb_source(
     cursor_lag_s: float = 5.0,
     reconcile_every: int = 10,
     landed_ids: LandedIds | None = None,
-    await_ms: int = 500,
+    await_ms: int = 100,
 ) -> Iterator[DltResource]:
     """One merge resource per collection (``mongo_<collection>``).
 

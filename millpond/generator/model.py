@@ -30,6 +30,8 @@ from millpond.generator import poison
 from millpond.generator.poison import KAFKA_POISON_KINDS, MONGO_POISON_KINDS
 
 CATEGORIES = ("books", "garden", "kitchen", "toys", "outdoor", "electronics", "beauty")
+COUNTRIES = ("GB", "NL", "DE")
+SEGMENTS = ("consumer", "small_business", "corporate")  # the customer's account type; it changes over time
 CARRIERS = ("DHL", "UPS", "PostNL", "DPD")
 PAYMENT_METHODS = ("card", "paypal", "klarna", "bank_transfer")
 PAGES = ("/", "/search", "/category/{c}", "/product/{p}", "/cart", "/checkout")
@@ -153,7 +155,7 @@ class ShopModel:
             "street": self.fake.street_address(),
             "city": self.fake.city(),
             "postcode": self.fake.postcode(),
-            "country": self.rng.choice(("GB", "NL", "DE")),
+            "country": self.rng.choice(COUNTRIES),
         }
         doc: dict[str, Any] = {
             "_id": f"cus_{number:06d}",
@@ -161,12 +163,45 @@ class ShopModel:
             "email": self.fake.email(),
             "phone": self.fake.phone_number(),
             "address": address,
+            "segment": self.first_segment(number),
             "created_at": created,
             "updated_at": created,
         }
         if self.rng.random() < self.config.drift_rate:  # drift: optional field absent
             doc.pop("phone")
         return doc
+
+    def first_segment(self, number: int) -> str:
+        """A customer's segment at sign-up: a keyed draw, so adding it left every ``rng`` draw as it was."""
+        return SEGMENTS[keyed_bits(self.config.seed, "segment", number) % len(SEGMENTS)]
+
+    def moved(self, customer: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """The customer after a move to another city; one move in five crosses a border.
+
+        Every call makes the same draws, whatever it decides, so a step that skips a change it
+        already wrote (a re-run) draws the rest of the shop as before.
+        """
+        address = {**customer["address"], "city": self.fake.city()}
+        abroad = self.rng.random() < 0.2
+        country = self.rng.choice([c for c in COUNTRIES if c != address.get("country")])
+        if abroad:
+            address["country"] = country
+        return {**customer, "address": address, "updated_at": at}
+
+    def resegmented(self, customer: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """The customer moved to another segment (an upgrade or a downgrade of the account)."""
+        segment = self.rng.choice([s for s in SEGMENTS if s != customer.get("segment")])
+        return {**customer, "segment": segment, "updated_at": at}
+
+    def recategorised(self, product: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """The product moved to another category of the catalogue (its SKU stays)."""
+        category = self.rng.choice([c for c in CATEGORIES if c != product.get("category")])
+        return {**product, "category": category, "updated_at": at}
+
+    @staticmethod
+    def retired(product: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """The product is no longer sold: it stays in the catalogue with ``active`` FALSE."""
+        return {**product, "active": False, "updated_at": at}
 
     def product(self, number: int, created: datetime) -> dict[str, Any]:
         category = self.rng.choice(CATEGORIES)
@@ -221,7 +256,7 @@ class ShopModel:
             "status_history": [{"status": CREATED, "at": created}],
             "shipping_address": {
                 "city": self.fake.city(),
-                "country": self.rng.choice(("GB", "NL", "DE")),
+                "country": self.rng.choice(COUNTRIES),
             },
             "created_at": created,
             "updated_at": created,

@@ -244,41 +244,63 @@ def _first_master_data(
 def _next_master_data(
     step: _Step, db: Database, counters: dict[str, int], new_days: list[date]
 ) -> tuple[CustomerIndex, list[dict[str, Any]]]:
-    """New customers, some moved customers and repriced products; what existed before the step is read back."""
+    """New customers; some customers move or change segment; some products are repriced, move category or are retired.
+
+    What existed before the step is read back.
+    """
     model, config = step.model, step.model.config
     customers = CustomerIndex()
     for doc in db.customers.find({}, {"created_at": 1}).sort("_id", 1):
         if id_number(doc["_id"]) <= counters["customer"]:
             customers.add(id_number(doc["_id"]), doc["created_at"])
     customers.freeze()
+    step_start = day_start(new_days[0])
+    # the products sold before this step (one it retired in a crashed attempt still counts)
     products = [
         _product_ref(from_bson(d))
-        for d in db.products.find({}, {"sku": 1, "price": 1, "active": 1}).sort("_id", 1)
-        if id_number(d["_id"]) <= counters["product"] and d.get("active", True)
+        for d in db.products.find({}, {"sku": 1, "price": 1, "active": 1, "updated_at": 1}).sort("_id", 1)
+        if id_number(d["_id"]) <= counters["product"] and (d.get("active", True) or d["updated_at"] >= step_start)
     ]
     for _ in range(max(1, config.customers // 20) * len(new_days)):
         counters["customer"] += 1
         created = model.moment(new_days[0])
         step.write("customers", model.customer(counters["customer"], created))
         customers.add(counters["customer"], created)
-    moved_ids = customers.sample(model.rng, k=min(len(customers), max(1, len(customers) // 50)))
-    for cust in _fetch(db, "customers", moved_ids, step.mongo.batch_size):
-        moved = {**cust, "address": {**cust["address"], "city": model.fake.city()}}
-        moved["updated_at"] = model.moment(new_days[-1])
-        step.write("customers", moved)
+    # about 2% of the customers move and 2% more change segment (disjoint: one change per customer and step)
+    changes = max(1, len(customers) // 50)
+    changed_ids = customers.sample(model.rng, k=min(len(customers), 2 * changes))
+    moved_ids = set(changed_ids[:changes])
+    for cust in _fetch(db, "customers", changed_ids, step.mongo.batch_size):
+        updated_at = model.moment(new_days[-1])
+        changed = model.moved(cust, updated_at) if cust["_id"] in moved_ids else model.resegmented(cust, updated_at)
+        if cust["updated_at"] < step_start:  # else already changed by this step (a re-run after a crash)
+            step.write("customers", changed)
     customers.freeze()
 
-    step_start = day_start(new_days[0])
+    # about 10% of the products are repriced, 5% move category and, while more than half of the
+    # catalogue is still sold, one is retired: disjoint, so each product changes once per step
     by_id = {p["_id"]: p for p in products}
-    repriced_ids = [p["_id"] for p in model.rng.sample(products, k=min(len(products), max(1, len(products) // 10)))]
-    for prod in _fetch(db, "products", repriced_ids, step.mongo.batch_size):
+    repriced, recategorised = max(1, len(products) // 10), max(1, len(products) // 20)
+    retired = 1 if len(products) > config.products // 2 else 0
+    picked = model.rng.sample(products, k=min(len(products), repriced + recategorised + retired))
+    kinds = {p["_id"]: ("price" if i < repriced else "category" if i < repriced + recategorised else "retire")
+             for i, p in enumerate(picked)}  # fmt: skip
+    for prod in _fetch(db, "products", list(kinds), step.mongo.batch_size):
         updated_at = model.moment(new_days[-1])
+        kind = kinds[prod["_id"]]
+        if kind == "price":
+            changed = {**prod, "price": (prod["price"] * 105 / 100).quantize(prod["price"]), "updated_at": updated_at}
+        elif kind == "category":
+            changed = model.recategorised(prod, updated_at)  # drawn even when skipped below: the same draws
+        else:
+            changed = model.retired(prod, updated_at)
         if prod["updated_at"] >= step_start:
-            continue  # already repriced by this step (a re-run after a crash)
-        repriced = {**prod, "price": (prod["price"] * 105 / 100).quantize(prod["price"]), "updated_at": updated_at}
-        step.write("products", repriced)
-        by_id[prod["_id"]]["price"] = repriced["price"]
-    return customers, products
+            continue  # already changed by this step (a re-run after a crash)
+        step.write("products", changed)
+        by_id[prod["_id"]]["price"] = changed["price"]
+    # a product retired by this step (now, or by a crashed attempt of it) is not sold in its new days
+    retired_ids = {pid for pid, kind in kinds.items() if kind == "retire"}
+    return customers, [p for p in products if p["_id"] not in retired_ids]
 
 
 def _advance_open_orders(step: _Step, db: Database, last_order: int, as_of: datetime) -> None:

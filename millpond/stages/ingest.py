@@ -7,7 +7,9 @@ load job done), ``load.jobs_done`` (every job done, the package not yet marked l
 ``load`` (loaded, Kafka positions not yet committed to the consumer group) stop there for the
 tests). Loads use dlt's parquet load files and uncompressed intermediate files. Only this stage
 writes the landed layer: at the end of every run it also creates, empty, the declared landed
-tables that dlt has not made yet (``millpond/stages/landed.py``). Follow mode, the Kafka
+tables that dlt has not made yet, and collapses to one row per key the copies a resumed load
+job left in the insert-only tables (the Kafka tables and dead letters), checking only the loads
+not checked before (``millpond/stages/landed.py``). Follow mode, the Kafka
 micro-batch loop, is in ``millpond/stages/follow.py``.
 """
 
@@ -33,7 +35,7 @@ from millpond.faults import crash_point
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 from millpond.stages.destination import landing_destination
-from millpond.stages.landed import DATASET, collapse_dead_letter_copies, ensure_landed_tables
+from millpond.stages.landed import DATASET, collapse_landed_copies, ensure_landed_tables
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
@@ -94,12 +96,18 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
 
     Intermediate files are not compressed (the disk is local and gzip costs more than it saves),
     Arrow items get dlt's ``_dlt_load_id``/``_dlt_id`` columns (the Kafka source's
-    ``ARROW_NORMALIZER_CONFIG``), and dlt does not intercept SIGTERM/SIGINT: the follower
-    handles them between batches. The options are set for this pipeline only (dlt config keys
-    under its name), not for every dlt pipeline in the process.
+    ``ARROW_NORMALIZER_CONFIG``), a DuckDB warehouse loads within :func:`duckdb_config`, and dlt
+    does not intercept SIGTERM/SIGINT: the follower handles them between batches. The options
+    are set for this pipeline only (dlt config keys under its name), not for every dlt pipeline
+    in the process.
     """
     settings.dlt_dir.mkdir(parents=True, exist_ok=True)
-    for key, value in {"data_writer.disable_compression": True, **ARROW_NORMALIZER_CONFIG}.items():
+    options = {
+        "data_writer.disable_compression": True,
+        **ARROW_NORMALIZER_CONFIG,
+        "destination.duckdb.credentials.global_config": duckdb_config(settings),
+    }
+    for key, value in options.items():
         dlt.config[f"{PIPELINE_NAME}.{key}"] = value
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
@@ -111,6 +119,23 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
     )
     pipeline.config.runtime.intercept_signals = False
     return pipeline
+
+
+def duckdb_config(settings: Settings) -> dict[str, Any]:
+    """The DuckDB settings of dlt's connections to the warehouse while it loads.
+
+    Insertion order need not be kept (every landed table has its own order columns), which
+    lets DuckDB stream inserts instead of buffering them. ``duckdb_memory_limit``, when set,
+    bounds DuckDB's memory (its default is 80% of the machine's); the copy and merge jobs spill
+    to ``<warehouse>.tmp`` beyond it, but not every part of a merge can, so the limit must hold
+    the largest load.
+    """
+    config: dict[str, Any] = {"preserve_insertion_order": False}
+    if settings.duckdb_memory_limit:
+        config["memory_limit"] = settings.duckdb_memory_limit
+    if settings.duckdb_threads:
+        config["threads"] = settings.duckdb_threads
+    return config
 
 
 def kafka_credentials(settings: Settings) -> KafkaCredentials:
@@ -206,6 +231,7 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
             log.warning("ingest.resuming_pending_packages")
             pipeline.normalize()
             report.load_ids += _load(pipeline)
+            collapse_landed_copies(settings)
         log.info("ingest.extract.start", mongo=mongo, kafka=kafka)
         extract = pipeline.extract(sources(settings, mongo=mongo, kafka=kafka, kafka_max_batches=kafka_max_batches))
         crash_point("extract")
@@ -218,7 +244,7 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
         report.load_ids += _load(pipeline)
         crash_point("load")
         report.created_tables = ensure_landed_tables(settings)
-        collapse_dead_letter_copies(settings)
+        collapse_landed_copies(settings)
     except Exception as exc:
         raise ingest_error(exc) from exc
     if kafka:

@@ -1,7 +1,11 @@
+-- Kind INCREMENTAL_BY_TIME_RANGE on event_date: a day of events aggregates into that day's rows
+-- only. lookback 1, as its sources (the stg_*_events models). Superset reads it: the name and
+-- columns are a published contract.
 MODEL (
   name gold.agg_daily_events,
   kind INCREMENTAL_BY_TIME_RANGE (
-    time_column event_date
+    time_column event_date,
+    lookback 1
   ),
   grain (event_date, event_type),
   audits (

@@ -1,3 +1,5 @@
+-- Kind INCREMENTAL_BY_TIME_RANGE on order_date: one row per order day and current status, from that
+-- day's orders only (silver.int_order_totals); a status change restates the day of its order.
 MODEL (
   name gold.agg_daily_orders_by_status,
   kind INCREMENTAL_BY_TIME_RANGE (

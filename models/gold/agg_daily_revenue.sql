@@ -1,3 +1,5 @@
+-- Kind INCREMENTAL_BY_TIME_RANGE on order_date: one row per order day, computed from that day's
+-- orders only (silver.int_order_totals), so a restated day replaces exactly its own row.
 MODEL (
   name gold.agg_daily_revenue,
   kind INCREMENTAL_BY_TIME_RANGE (
@@ -11,7 +13,7 @@ MODEL (
     assert_non_negative(column := avg_order_value),
     assert_cancelled_within_orders
   ),
-  description 'Daily revenue: orders placed per UTC order date, how many are cancelled, and revenue = sum of the line totals of orders that are not cancelled. Amounts are summed as they are (the shop sells in one currency).',
+  description 'Daily revenue: orders placed per UTC order date, how many are cancelled, and revenue = sum of the line totals of orders that are not cancelled. Amounts are summed as they are (the shop sells in one currency). Refunds do not count: a refund is issued only for a paid order that is then cancelled, and cancelled orders count no revenue, so revenue is net of refunds by order date; the cash view (captures minus refunds on the day the money moved) is SUM(signed_amount) in gold.fct_payments.',
   column_descriptions (
     order_date = 'Business date: UTC date of the order creation.',
     orders = 'Orders placed that day, any status.',

@@ -1,3 +1,6 @@
+-- Kind INCREMENTAL_BY_TIME_RANGE on order_date: an order belongs to the day it was placed, and a
+-- day is rebuilt from the current (FULL) staging models, so restating a day picks up every status
+-- change and delete of that day's orders. The daily aggregates read it day by day.
 MODEL (
   name silver.int_order_totals,
   kind INCREMENTAL_BY_TIME_RANGE (

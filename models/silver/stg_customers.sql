@@ -1,3 +1,7 @@
+-- Kind FULL: a small dimension source (one row per customer), and bronze is merged in place (one
+-- row per _id, no change log), so the current state is the whole table; a full rebuild is what
+-- applies a delete (tombstone) and a quarantine flag everywhere at once. gold.dim_customers keeps
+-- the history (SCD type 2).
 MODEL (
   name silver.stg_customers,
   kind FULL,
@@ -18,6 +22,7 @@ MODEL (
     city = 'City of the customer address.',
     postcode = 'Postcode of the customer address.',
     country = 'Country of the customer address (upper-cased code or name).',
+    segment = 'Account segment (consumer, small_business, corporate), lower-cased; NULL when the source has none.',
     created_at = 'When the customer signed up (UTC).',
     updated_at = 'When the customer document was last changed (UTC).',
     signup_date = 'UTC date of created_at.',
@@ -40,6 +45,7 @@ renamed AS (
     @clean_text(address__city) AS city,
     @clean_text(address__postcode) AS postcode,
     UPPER(@clean_text(address__country)) AS country,
+    LOWER(@clean_text(segment)) AS segment,
     created_at,
     updated_at,
     _deleted_at AS deleted_at,
@@ -73,6 +79,7 @@ SELECT
   city::VARCHAR AS city,
   postcode::VARCHAR AS postcode,
   country::VARCHAR AS country,
+  segment::VARCHAR AS segment,
   created_at::TIMESTAMPTZ AS created_at,
   updated_at::TIMESTAMPTZ AS updated_at,
   @utc_date(created_at) AS signup_date,

@@ -1,3 +1,5 @@
+-- Kind FULL: the lines of the current version of every order; dlt replaces an order's child rows
+-- when the order changes, so only the whole table is consistent with silver.stg_orders.
 MODEL (
   name silver.stg_order_line_items,
   kind FULL,

@@ -1,3 +1,5 @@
+-- Kind FULL: the history of the current version of every order, consistent with
+-- silver.stg_orders (dlt replaces an order's child rows when the order changes).
 MODEL (
   name silver.stg_order_status_history,
   kind FULL,

@@ -1,3 +1,7 @@
+-- Kind FULL: orders are mutable (status changes for days) and bronze is merged in place, so the
+-- current version of every order is the whole table; it is read by five models, so it is
+-- materialized once per run instead of re-deduplicating in each (a VIEW would repeat the window
+-- and the dead-letter lookup in every reader).
 MODEL (
   name silver.stg_orders,
   kind FULL,

@@ -1,3 +1,6 @@
+-- Kind FULL: a small catalogue, merged in place in bronze (one row per _id), so the current state
+-- is the whole table and a full rebuild applies deletes and quarantine flags; gold.dim_products
+-- keeps the history (SCD type 2).
 MODEL (
   name silver.stg_products,
   kind FULL,

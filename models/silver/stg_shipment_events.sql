@@ -1,13 +1,21 @@
+-- Kind INCREMENTAL_BY_TIME_RANGE on event_ts: shipment events are immutable and event-time
+-- partitioned (a delivery is an event of its own day), so a day is rebuilt from its own bronze
+-- rows only. lookback 1: see silver.stg_clickstream_events.
 MODEL (
   name silver.stg_shipment_events,
   kind INCREMENTAL_BY_TIME_RANGE (
-    time_column event_ts
+    time_column event_ts,
+    lookback 1
   ),
   grain event_id,
   audits (
+    -- blocking: each is a rule the Kafka edge enforces on every record (ingest/kafka/schemas/shipments:
+    -- required event_id, event_type, event_ts and order_id, the event_type enum, event_ts at most
+    -- max_future_skew_s ahead)
     not_null(columns := (event_id, event_type, event_ts, event_date, order_id)),
     unique_values(columns := (event_id)),
-    accepted_values(column := event_type, is_in := @event_types(shipments))
+    accepted_values(column := event_type, is_in := @event_types(shipments)),
+    assert_not_in_future(column := event_ts)
   ),
   description 'Shipment events from Kafka topic shop.shipments, one row per event_id (the first loaded copy is kept, see @first_kafka_copy). Incremental by event_ts.',
   column_descriptions (
@@ -33,17 +41,10 @@ WITH source AS (
 
 renamed AS (
   SELECT
-    @clean_text(event_id) AS event_id,
-    LOWER(@clean_text(event_type)) AS event_type,
-    event_ts,
-    @clean_text(payload ->> '$.order_id') AS order_id,
-    @clean_text(payload ->> '$.carrier') AS carrier,
-    @clean_text(payload ->> '$.tracking_number') AS tracking_number,
-    schema_version,
-    "partition" AS kafka_partition,  -- noqa: RF06
-    "offset" AS kafka_offset,
-    _dlt_load_id AS load_id,
-    _ingested_at AS ingested_at
+    @kafka_envelope(),  -- noqa: AL03
+    @payload_text(order_id) AS order_id,
+    @payload_text(carrier) AS carrier,
+    @payload_text(tracking_number) AS tracking_number
   FROM source
 ),
 
@@ -55,15 +56,9 @@ deduplicated AS (
 )
 
 SELECT
-  event_id::VARCHAR AS event_id,
-  event_type::VARCHAR AS event_type,
-  event_ts::TIMESTAMPTZ AS event_ts,
-  @utc_date(event_ts) AS event_date,
+  @event_columns(),  -- noqa: AL03
   order_id::VARCHAR AS order_id,
   carrier::VARCHAR AS carrier,
   tracking_number::VARCHAR AS tracking_number,
-  schema_version::INT AS schema_version,
-  kafka_partition::BIGINT AS kafka_partition,
-  kafka_offset::BIGINT AS kafka_offset,
-  ingested_at::TIMESTAMPTZ AS ingested_at
+  @delivery_columns()  -- noqa: AL03
 FROM deduplicated

@@ -99,3 +99,13 @@ def test_volume_runs_at_a_tiny_size_and_writes_ratios_rss_and_targets(tmp_path: 
     page = (tmp_path / "benchmarks.md").read_text()
     assert "## Ingest at volume" in page and "| Target (issue 7) | Result | Figures |" in page
     assert "![volume_rss](benchmarks/volume_rss.png)" in page
+
+
+def test_children_read_and_write_bytecode_in_the_benchmarks_own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from bench.processes import run_child
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    cache = tmp_path / "pycache"
+    measured = run_child("kafka_floor", {"bootstrap": "127.0.0.1:1", "topics": []}, tmp_path, Path.cwd(), pycache=cache)
+    assert measured.result["messages"] == 0
+    assert list(cache.rglob("bench/floors*.pyc"))  # the child compiled what it imported, into the cache

@@ -9,8 +9,9 @@
   the counts match the generator's per kind, the run publishes and reports them (exit 3 with
   ``--fail-on-dead-letters``).
 * One order deleted, one updated and one inserted (pymongo, directly) between two `millpond run`s,
-  in CDC mode and in cursor mode (deletes through the id reconciliation, changes after the lag):
-  gold equals MongoDB after the second run.
+  in CDC mode (on the poisoned shop, after its run) and in cursor mode (deletes through the id
+  reconciliation, changes after the lag): gold equals MongoDB, less the poisoned orders, after the
+  second run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +30,7 @@ import duckdb
 import pymongo
 import pytest
 
-from millpond.generator import GeneratorConfig, generate
+from millpond.generator import GenerationResult, GeneratorConfig, generate
 from millpond.services import KafkaBroker, MongoReplicaSet
 from millpond.settings import Settings
 from millpond.stages import ingest as ingest_stage
@@ -238,26 +240,48 @@ def assert_gold_orders(cfg: Settings, ids: set[str], daily: dict[date, tuple[int
     assert gold == daily
 
 
-def test_poison_of_every_kind_is_dead_lettered_while_good_rows_reach_gold(make_settings):
-    cfg = make_settings("poison")
+@dataclass
+class Poisoned:
+    """A shop with poison of every kind, after one `millpond run --fail-on-dead-letters` (CDC mode, the default)."""
+
+    cfg: Settings
+    env: dict[str, str]  # the environment of its `millpond` runs
+    result: GenerationResult
+    proc: faults.Finished
+    published: list[tuple[Any, ...]]  # meta.publication's run ids right after that run
+    letters: list[tuple[Any, ...]]  # bronze.dead_letter (source, origin, error_class, reason, record_key)
+
+
+@pytest.fixture(scope="module")
+def poisoned(tmp_path_factory: pytest.TempPathFactory, mongo: MongoReplicaSet, kafka: KafkaBroker) -> Poisoned:
+    """Built once for the poison test and for the CDC change test, which goes on from it. The poison test's
+    checks hold before and after those changes (the run's output and dead letters are kept here; gold is
+    compared with MongoDB as it is), so the two tests may run in either order."""
+    cfg = isolated_settings(tmp_path_factory.mktemp("poison") / "data", mongo, kafka, "poison")
+    env = pipeline_env(cfg) | {"MILLPOND_MONGO_MODE": cfg.mongo_mode}
     with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
         result = generate(POISONED, TODAY - timedelta(days=1), client[cfg.mongo_db], cfg.kafka_bootstrap,
                           cfg.topics.as_dict())  # fmt: skip
-    produced = {kind: n for kind, n in result.summary()["poison"].items() if n}
-    assert {k.split(".", 1)[1] for k in produced if k.startswith("kafka.")} == set(POISONED.kafka_poison_kinds)
-    assert {k.split(".", 1)[1] for k in produced if k.startswith("mongodb.")} == set(POISONED.mongo_poison_kinds)
-
-    proc = faults.millpond(pipeline_env(cfg), "run", "--fail-on-dead-letters", timeout_s=600)
+    proc = faults.millpond(env, "run", "--fail-on-dead-letters", timeout_s=600)
     assert proc.returncode == 3, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert summary["stages"] == ["ingest", "transform", "check", "publish"]  # no audit stalled the run
-    assert summary["dead_letters"] == sum(produced.values())
-    assert serving(cfg, "select distinct run_id from meta.publication") == [(summary["run_id"],)]
-
     with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
         letters = con.execute(
             "select source, origin, error_class, reason, record_key from bronze.dead_letter order by all"
         ).fetchall()
+    return Poisoned(cfg, env, result, proc, serving(cfg, "select distinct run_id from meta.publication"), letters)
+
+
+def test_poison_of_every_kind_is_dead_lettered_while_good_rows_reach_gold(poisoned: Poisoned):
+    cfg, result, letters = poisoned.cfg, poisoned.result, poisoned.letters
+    produced = {kind: n for kind, n in result.summary()["poison"].items() if n}
+    assert {k.split(".", 1)[1] for k in produced if k.startswith("kafka.")} == set(POISONED.kafka_poison_kinds)
+    assert {k.split(".", 1)[1] for k in produced if k.startswith("mongodb.")} == set(POISONED.mongo_poison_kinds)
+
+    summary = json.loads(poisoned.proc.stdout)  # the run exited 3 (--fail-on-dead-letters)
+    assert summary["stages"] == ["ingest", "transform", "check", "publish"]  # no audit stalled the run
+    assert summary["dead_letters"] == sum(produced.values())
+    assert poisoned.published == [(summary["run_id"],)]
+
     assert all(error_class and reason for _s, _o, error_class, reason, _k in letters)
     found = Counter(
         f"kafka.{kafka_kind(c, r)}" if source == "kafka" else f"mongodb.{mongo_kind(r)}"
@@ -290,12 +314,17 @@ CHANGED = GeneratorConfig(customers=30, products=10, orders_per_day=12, sessions
 
 
 def _delete_update_insert(cfg: Settings) -> tuple[str, str, str]:
-    """Delete one paid order, cancel another, insert a new one on a day gold already holds; their ids."""
+    """Delete one paid order, cancel another, insert a new one on a day gold already holds (all three good
+    orders, none of the poisoned ones); their ids."""
     now = datetime.now(UTC)
+    good = {"$nor": [BAD_ORDER]}
     with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
         orders = client[cfg.mongo_db].orders
-        deleted, updated = (o["_id"] for o in orders.find({"status": "paid"}, {"_id": 1}).sort("_id").limit(2))
-        template = orders.find_one({"status": "delivered"}) or orders.find_one({"status": {"$ne": "cancelled"}})
+        paid = orders.find({"status": "paid", **good}, {"_id": 1}).sort("_id").limit(2)
+        deleted, updated = (o["_id"] for o in paid)
+        template = orders.find_one({"status": "delivered", **good}) or orders.find_one(
+            {"status": {"$ne": "cancelled"}, **good}
+        )
         assert template is not None
         assert orders.delete_one({"_id": deleted}).deleted_count == 1
         orders.update_one(
@@ -312,35 +341,36 @@ def _delete_update_insert(cfg: Settings) -> tuple[str, str, str]:
     return deleted, updated, inserted
 
 
-def _changes_reach_gold(cfg: Settings, *, wait_s: float = 0.0, **overrides: Any) -> None:
-    """Generate, run (in process), delete/update/insert, `millpond run`: gold equals MongoDB."""
-    cfg = cfg.model_copy(update=overrides)
-    env = pipeline_env(cfg) | {f"MILLPOND_{name.upper()}": str(value) for name, value in overrides.items()}
-    with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
-        generate(CHANGED, TODAY - timedelta(days=1), client[cfg.mongo_db], cfg.kafka_bootstrap, cfg.topics.as_dict())
-    run_all(cfg)
+def _changes_reach_gold(cfg: Settings, env: dict[str, str], *, wait_s: float = 0.0) -> None:
+    """On a built shop: delete/update/insert, `millpond run`: gold equals MongoDB (less the poisoned orders)."""
     deleted, updated, inserted = _delete_update_insert(cfg)
     assert deleted in {r[0] for r in serving(cfg, "select order_id from gold.fct_orders")}
     time.sleep(wait_s)
     second = faults.millpond(env, "run", timeout_s=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    ids, daily = order_truth(cfg)
+    ids, daily = order_truth(cfg, BAD_ORDER)
     assert deleted not in ids and {updated, inserted} <= ids
     assert_gold_orders(cfg, ids, daily)  # the deleted order left fct_orders and agg_daily_revenue
     status = dict(serving(cfg, "select order_id, status from gold.fct_orders"))
     assert status[updated] == "cancelled" and status[inserted] == "created"
     with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
-        truth = Counter(o["status"] for o in client[cfg.mongo_db].orders.find({}, {"status": 1}))
+        truth = Counter(o["status"] for o in client[cfg.mongo_db].orders.find({"$nor": [BAD_ORDER]}, {"status": 1}))
     by_status = dict(serving(cfg, "select status, sum(orders)::int from gold.agg_daily_orders_by_status group by 1"))
     assert by_status == dict(truth)
 
 
-def test_delete_update_insert_reach_gold_in_cdc_mode(make_settings):
-    _changes_reach_gold(make_settings("cdc"), mongo_mode="cdc")
+def test_delete_update_insert_reach_gold_in_cdc_mode(poisoned: Poisoned):
+    # the poisoned shop, built by `millpond run` in CDC mode: the changes come through the change streams
+    assert poisoned.cfg.mongo_mode == "cdc"
+    _changes_reach_gold(poisoned.cfg, poisoned.env)
 
 
 def test_delete_update_insert_reach_gold_in_cursor_mode(make_settings):
     # every run reconciles ids, so the delete arrives at once; the changes are older than the lag when it scans
-    _changes_reach_gold(
-        make_settings("cursor"), mongo_mode="cursor", mongo_cursor_lag_s=1.0, mongo_reconcile_every=1, wait_s=1.5
-    )
+    overrides = {"mongo_mode": "cursor", "mongo_cursor_lag_s": 1.0, "mongo_reconcile_every": 1}
+    cfg = make_settings("cursor").model_copy(update=overrides)
+    env = pipeline_env(cfg) | {f"MILLPOND_{name.upper()}": str(value) for name, value in overrides.items()}
+    with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
+        generate(CHANGED, TODAY - timedelta(days=1), client[cfg.mongo_db], cfg.kafka_bootstrap, cfg.topics.as_dict())
+    run_all(cfg)  # the first run in process, the second through the CLI
+    _changes_reach_gold(cfg, env, wait_s=1.5)

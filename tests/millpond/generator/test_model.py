@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ingest.vocabulary import EVENT_TYPES, ORDER_STATUSES
-from millpond.generator.model import GeneratorConfig, ShopModel, ts
+from millpond.generator.model import SEGMENTS, GeneratorConfig, ShopModel, ts
 
 
 def _order(seed: int = 7, cancel_rate: float = 0.0):
@@ -79,3 +79,33 @@ def test_statuses_and_event_types_come_from_the_one_vocabulary():
     for stream, kinds in events.items():
         assert kinds <= set(EVENT_TYPES[stream]), stream
     assert events["payments"] == set(EVENT_TYPES["payments"]) - {"payment_failed"}  # the shop never fails a payment
+
+
+def test_a_customers_first_segment_is_a_keyed_draw_over_every_segment():
+    model = ShopModel(GeneratorConfig(), step_seed=1)
+    other_step = ShopModel(GeneratorConfig(), step_seed=2)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    segments = [model.customer(number, at)["segment"] for number in range(1, 60)]
+    assert segments == [other_step.customer(number, at)["segment"] for number in range(1, 60)]
+    assert set(segments) == set(SEGMENTS)
+
+
+def test_scd_attributes_change_and_nothing_else_does():
+    model = ShopModel(GeneratorConfig(), step_seed=5)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    later = at + timedelta(days=3)
+    customer, product = model.customer(1, at), model.product(1, at)
+
+    resegmented = model.resegmented(customer, later)
+    assert resegmented["segment"] != customer["segment"] and resegmented["updated_at"] == later
+    assert {k: v for k, v in resegmented.items() if k not in ("segment", "updated_at")} == {
+        k: v for k, v in customer.items() if k not in ("segment", "updated_at")
+    }
+    moves = [model.moved(customer, later) for _ in range(40)]
+    assert all(m["address"]["street"] == customer["address"]["street"] for m in moves)
+    assert {m["address"]["country"] != customer["address"]["country"] for m in moves} == {True, False}
+
+    recategorised = model.recategorised(product, later)
+    assert recategorised["category"] != product["category"] and recategorised["sku"] == product["sku"]
+    retired = ShopModel.retired(product, later)
+    assert retired["active"] is False and retired["price"] == product["price"] and product["active"] is True

@@ -1,9 +1,11 @@
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pymongo
 
 from millpond.generator import GeneratorConfig, generate
+from millpond.generator.customers import id_number
+from millpond.generator.model import ShopModel
 from millpond.generator.run import STATE
 from tests.support.kafka import topic_values
 
@@ -33,6 +35,17 @@ def test_first_step_increment_and_noop(make_settings):
         kinds = Counter(e["event_type"] for e in inc.events.values())
         assert kinds["payment_captured"] + kinds["shipment_created"] + kinds["shipment_delivered"] > 0
         assert not set(inc.events) & set(first.events)
+        # the slowly changing attributes moved: a segment, a category (the SKU names the first one), a retirement
+        model = ShopModel(SMALL, step_seed=0)
+        customers = list(db.customers.find())
+        assert any(c["segment"] != model.first_segment(id_number(c["_id"])) for c in customers)
+        products = list(db.products.find())
+        assert [p["active"] for p in products].count(False) == 1
+        assert any(p["sku"].split("-")[1] != p["category"][:3].upper() for p in products)
+        retired = next(p["_id"] for p in products if not p["active"])
+        sold_after = {i["product_id"] for o in db.orders.find({"created_at": {"$gte": datetime(2026, 3, 4, tzinfo=UTC)}})
+                      for i in o["line_items"]}  # fmt: skip
+        assert retired not in sold_after
 
 
 def test_same_seed_same_shop(make_settings):

@@ -23,7 +23,6 @@ from millpond.settings import Settings
 from millpond.stages.follow import FOLLOW_HEARTBEAT, follow
 from millpond.stages.ingest import commit_kafka_positions, kafka_credentials, make_pipeline, run_ingest
 from millpond.stages.landed import (
-    collapse_dead_letter_copies,
     declared_landed_tables,
     ensure_landed_tables,
     missing_landed_tables,
@@ -423,6 +422,16 @@ def test_intermediate_files_are_not_compressed(make_settings):
     assert not [p.name for p in files if p.read_bytes()[:2] == b"\x1f\x8b"]  # gzip magic
 
 
+def test_the_duckdb_settings_reach_the_connections_dlt_loads_with(tmp_path: Path):
+    cfg = Settings(data_dir=tmp_path, duckdb_memory_limit="300MB", duckdb_threads=1)
+    with make_pipeline(cfg).sql_client() as client:
+        limit, threads, ordered = client.execute_sql(
+            "select current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('preserve_insertion_order')"
+        )[0]
+    assert (limit, threads, ordered) == ("286.1 MiB", 1, False)
+
+
 def test_a_commit_failure_after_a_good_load_is_a_warning(make_settings):
     cfg = make_settings()
     produced = _generate(cfg, date(2026, 3, 3)).messages
@@ -509,21 +518,3 @@ def test_a_follow_cycle_that_stops_at_its_bound_is_followed_at_once(make_setting
     assert _kafka_rows(cfg) == (450, 0)  # 200 + 200 + 50
     beat = Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read()
     assert beat is not None and beat["rows"] == 50
-
-
-def test_copies_of_a_dead_letter_collapse_to_the_first_seen(tmp_path: Path):
-    """A load job that ran twice (killed after the job, before dlt recorded it) leaves two copies."""
-    cfg = Settings(data_dir=tmp_path)
-    ensure_landed_tables(cfg)
-    with duckdb.connect(str(cfg.warehouse)) as con:
-        con.execute(
-            "insert into bronze.dead_letter (dead_letter_id, source, origin, reason, first_seen_at) values "
-            "('kafka:t:0:1', 'kafka', 't', 'late copy', timestamptz '2026-03-03 10:05:00+00'), "
-            "('kafka:t:0:1', 'kafka', 't', 'first copy', timestamptz '2026-03-03 10:00:00+00'), "
-            "('kafka:t:0:2', 'kafka', 't', 'only copy', timestamptz '2026-03-03 10:00:00+00')"
-        )
-    assert collapse_dead_letter_copies(cfg) == 1
-    assert collapse_dead_letter_copies(cfg) == 0
-    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
-        rows = con.execute("select dead_letter_id, reason from bronze.dead_letter order by 1").fetchall()
-    assert rows == [("kafka:t:0:1", "first copy"), ("kafka:t:0:2", "only copy")]
