@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -211,18 +212,40 @@ def commit_offsets(
     ]
     if not partitions:
         return
-    config = {**credentials.consumer_config(timeout_s), "group.id": group_id}
+    answers: list[tuple[KafkaError | None, list[TopicPartition]]] = []
+    config = {
+        **credentials.consumer_config(timeout_s),
+        "group.id": group_id,
+        "on_commit": lambda error, committed: answers.append((error, committed)),
+    }
     librdkafka_log = LibrdkafkaLog()
     consumer = Consumer(config, logger=librdkafka_log)
     try:
+        # A commit in flight to a broker that is not there holds close() for librdkafka's own retry
+        # schedule (tens of seconds), whatever the I/O timeout says: the broker is asked for its
+        # metadata first, within the timeout, and the commit itself is polled until a deadline.
         try:
-            result = consumer.commit(offsets=partitions, asynchronous=False)
+            consumer.list_topics(timeout=timeout_s)
         except KafkaException as exc:
-            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            raise KafkaSourceError(
+                f"committing offsets of group {group_id}: no broker at {credentials.bootstrap_servers} answered "
+                f"within {timeout_s}s; check {BOOTSTRAP_SETTING} and that the broker runs"
+            ) from exc
+        consumer.commit(offsets=partitions, asynchronous=True)
+        deadline = time.monotonic() + timeout_s
+        while not answers and time.monotonic() < deadline:
+            consumer.poll(0.05)
+        if not answers:
+            raise KafkaSourceError(
+                f"committing offsets of group {group_id} to {credentials.bootstrap_servers} got no answer "
+                f"within {timeout_s}s; check {BOOTSTRAP_SETTING} and that the broker runs"
+            )
+        error, result = answers[0]
+        if error is not None:
             raise KafkaSourceError(
                 f"committing offsets of group {group_id} to {credentials.bootstrap_servers} failed: "
-                f"{error.str() if error else exc}; check {BOOTSTRAP_SETTING} and the group's ACLs"
-            ) from exc
+                f"{error.str()}; check {BOOTSTRAP_SETTING} and the group's ACLs"
+            )
         failed = [tp for tp in result or [] if tp.error is not None]
         if failed:
             raise KafkaSourceError(

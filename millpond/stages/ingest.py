@@ -5,12 +5,14 @@ them is recoverable: dlt keeps extracted/normalized packages on disk and the nex
 finishes any pending package (the crash points ``extract``, ``normalize``, ``load.job`` (one
 load job done), ``load.jobs_done`` (every job done, the package not yet marked loaded) and
 ``load`` (loaded, Kafka positions not yet committed to the consumer group) stop there for the
-tests). Loads use dlt's parquet load files and uncompressed intermediate files. Only this stage
-writes the landed layer: at the end of every run it also creates, empty, the declared landed
-tables that dlt has not made yet, and collapses to one row per key the copies a resumed load
-job left in the insert-only tables (the Kafka tables and dead letters), checking only the loads
-not checked before (``millpond/stages/landed.py``). Follow mode, the Kafka
-micro-batch loop, is in ``millpond/stages/follow.py``.
+tests). With ``kafka_batches_per_load`` set, a Kafka backlog is loaded in several packages of
+that many batches per topic, each extracted, normalized and loaded before the next is read.
+Loads use dlt's parquet load files and uncompressed intermediate files. Only this stage writes
+the landed layer: at the end of every run it also creates, empty, the declared landed tables
+that dlt has not made yet, and collapses to one row per key the copies a resumed load job left
+in the insert-only tables (the Kafka tables and dead letters), checking only the loads not
+checked before (``millpond/stages/landed.py``). Follow mode, the Kafka micro-batch loop, is in
+``millpond/stages/follow.py``.
 """
 
 from __future__ import annotations
@@ -232,17 +234,12 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
             pipeline.normalize()
             report.load_ids += _load(pipeline)
             collapse_landed_copies(settings)
-        log.info("ingest.extract.start", mongo=mongo, kafka=kafka)
-        extract = pipeline.extract(sources(settings, mongo=mongo, kafka=kafka, kafka_max_batches=kafka_max_batches))
-        crash_point("extract")
-        log.info("ingest.normalize.start", packages=len(extract.loads_ids))
-        normalize = pipeline.normalize()
-        crash_point("normalize")
-        counts = normalize.row_counts if normalize is not None else {}
-        report.rows = {t: int(n) for t, n in sorted(counts.items()) if not t.startswith("_dlt")}
-        log.info("ingest.load.start", rows=sum(report.rows.values()))
-        report.load_ids += _load(pipeline)
-        crash_point("load")
+        per_load = kafka_max_batches or settings.kafka_batches_per_load or None
+        _extract_normalize_load(pipeline, settings, report, mongo=mongo, kafka=kafka, kafka_max_batches=per_load)
+        topics = settings.topics.as_dict()
+        while kafka and kafka_max_batches is None and per_load and not kafka_caught_up(pipeline, topics):
+            log.info("ingest.kafka.next_package", batches_per_topic=per_load)  # the rest of the backlog
+            _extract_normalize_load(pipeline, settings, report, mongo=False, kafka=True, kafka_max_batches=per_load)
         report.created_tables = ensure_landed_tables(settings)
         collapse_landed_copies(settings)
     except Exception as exc:
@@ -262,6 +259,32 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
             table=f"{DATASET}.dead_letter",
         )
     return report
+
+
+def _extract_normalize_load(
+    pipeline: dlt.Pipeline,
+    settings: Settings,
+    report: IngestReport,
+    *,
+    mongo: bool,
+    kafka: bool,
+    kafka_max_batches: int | None,
+) -> None:
+    """One load package: extract the sources (each topic's read bounded by ``kafka_max_batches``), normalize, load."""
+    log.info("ingest.extract.start", mongo=mongo, kafka=kafka)
+    extract = pipeline.extract(sources(settings, mongo=mongo, kafka=kafka, kafka_max_batches=kafka_max_batches))
+    crash_point("extract")
+    log.info("ingest.normalize.start", packages=len(extract.loads_ids))
+    normalize = pipeline.normalize()
+    crash_point("normalize")
+    counts = normalize.row_counts if normalize is not None else {}
+    rows = {t: int(n) for t, n in counts.items() if not t.startswith("_dlt")}
+    log.info("ingest.load.start", rows=sum(rows.values()))
+    report.load_ids += _load(pipeline)
+    crash_point("load")
+    for table, n in rows.items():
+        report.rows[table] = report.rows.get(table, 0) + n
+    report.rows = dict(sorted(report.rows.items()))
 
 
 def _load(pipeline: dlt.Pipeline) -> list[str]:
