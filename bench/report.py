@@ -222,6 +222,10 @@ seconds are shown for context only; they move with the hardware, ratios much les
 Last run: {results["generated_at"]} — `{results["command"]}`
 ({cfg["repeat"]} timed repeats after {cfg["warmup"]} warm-up, median reported; wall time {results.get("wall_s", "?")} s).
 
+The transform stage's costs (one more day after 30 and 365 days of history; a full build against a
+one-pass query) are on their own page, [benchmarks/transform.md](benchmarks/transform.md), written by
+`python -m bench.transform_cost`, which `make bench` runs after this page.
+
 {report_volume.markdown(results, rel)}
 ## Small-scale ratios ({small})
 

@@ -33,7 +33,7 @@ from millpond.errors import StageFailed
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 from millpond.stages.ingest import make_pipeline
-from millpond.stages.landed import DATASET, landed_tables
+from millpond.stages.landed import DATASET, collapse_landed_copies, landed_tables
 
 log = logs.get(__name__)
 REPLAY_SOURCE = "dead_letter_replay"
@@ -254,6 +254,7 @@ def _load_replay(settings: Settings, origin: str | None, report: ReplayReport, c
         info = pipeline.load()
         info.raise_on_failed_jobs()
         load_ids += list(info.loads_ids)
+        collapse_landed_copies(settings)
     pipeline.extract(replay_source(replayed_items(settings, origin, report, chunk_rows)))
     if not report.replayed:
         pipeline.abort_packages()
@@ -261,4 +262,5 @@ def _load_replay(settings: Settings, origin: str | None, report: ReplayReport, c
     pipeline.normalize()
     info = pipeline.load()
     info.raise_on_failed_jobs()
+    collapse_landed_copies(settings)  # copies a resumed load job left (insert-only merges), as ingest does
     return load_ids + list(info.loads_ids)

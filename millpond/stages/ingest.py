@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
-import duckdb
 from dlt.common.runtime.collector import LogCollector
 
 from ingest.kafka import ARROW_NORMALIZER_CONFIG, KafkaCredentials, kafka_source
 from ingest.kafka.helpers import KafkaSourceError, commit_offsets, offsets_of
-from ingest.mongodb import mongodb_source, warehouse_ids
+from ingest.mongodb import mongodb_source
 from ingest.mongodb.helpers import MongoSourceError
 from millpond import logs
 from millpond.errors import StageFailed
@@ -37,7 +36,13 @@ from millpond.faults import crash_point
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 from millpond.stages.destination import landing_destination
-from millpond.stages.landed import DATASET, collapse_landed_copies, ensure_landed_tables
+from millpond.stages.landed import (
+    DATASET,
+    collapse_landed_copies,
+    ensure_landed_tables,
+    landed_id_batches,
+    quarantined_by_load,
+)
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
@@ -168,7 +173,7 @@ def configured_mongo_source(settings: Settings) -> Any:
         batch_size=settings.mongo_batch_size,
         cursor_lag_s=settings.mongo_cursor_lag_s,
         reconcile_every=settings.mongo_reconcile_every,
-        landed_ids=warehouse_ids(settings.warehouse, DATASET),
+        landed_ids=landed_id_batches(settings),
     )
 
 
@@ -372,19 +377,3 @@ def commit_kafka_positions(settings: Settings, pipeline: dlt.Pipeline) -> bool:
         return False
     log.info("ingest.kafka.committed", group=settings.kafka_consumer_group, positions=positions)
     return True
-
-
-def quarantined_by_load(settings: Settings, load_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Source -> error class -> dead letters written by these loads."""
-    if not load_ids or not settings.warehouse.exists():
-        return {}
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:  # ensure_landed_tables made the table
-        rows = con.execute(
-            f"select source, coalesce(error_class, 'unclassified'), count(*) from {DATASET}.dead_letter "
-            "where _dlt_load_id in (select unnest(?)) group by all order by all",
-            [load_ids],
-        ).fetchall()
-    out: dict[str, dict[str, int]] = {}
-    for source, klass, n in rows:
-        out.setdefault(source, {})[klass] = int(n)
-    return out

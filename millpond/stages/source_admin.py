@@ -76,9 +76,9 @@ def mongo_resnapshot(settings: Settings, collection: str) -> dict[str, Any]:
 def kafka_rebaseline(settings: Settings, topic: str) -> dict[str, Any]:
     """Forget ``topic``'s stored positions after it was recreated, so the next ingest reads it from the beginning.
 
-    The rows already landed from the old topic are first copied to ``bronze_archive``: the new
-    topic's messages are merged on ``(topic, partition, offset)`` like any other, so each one that
-    reuses an old position replaces the old row in ``bronze.kafka_<stream>``.
+    The rows already landed from the old topic are first moved to ``bronze_archive`` (copied and
+    deleted in one transaction): the tables merge insert-only on ``(topic, partition, offset)``, so
+    an old row left at a position would keep it and the new topic's message there would not land.
     """
     streams = {t: stream for stream, t in settings.topics.as_dict().items()}
     stream = streams.get(topic)
@@ -103,7 +103,7 @@ def kafka_rebaseline(settings: Settings, topic: str) -> dict[str, Any]:
 
 
 def _archive_topic_rows(settings: Settings, table: str, topic: str) -> dict[str, Any] | None:
-    """Copy the landed rows of ``topic`` to ``bronze_archive.<table>__<UTC time>``; None when there are none."""
+    """Move the landed rows of ``topic`` to ``bronze_archive.<table>__<UTC time>``; None when there are none."""
     if not settings.warehouse.exists():
         return None
     with duckdb.connect(str(settings.warehouse)) as con:
@@ -115,7 +115,10 @@ def _archive_topic_rows(settings: Settings, table: str, topic: str) -> dict[str,
             return None
         target = f"{table}__{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         con.execute(f"create schema if not exists {ARCHIVE_SCHEMA}")
+        con.execute("begin")
         con.execute(
             f'create table {ARCHIVE_SCHEMA}."{target}" as select * from {DATASET}.{table} where topic = ?', [topic]
         )
+        con.execute(f"delete from {DATASET}.{table} where topic = ?", [topic])
+        con.execute("commit")
     return {"table": f"{ARCHIVE_SCHEMA}.{target}", "rows": count}
