@@ -294,7 +294,7 @@ def quarantined_by_load(settings: Settings, load_ids: list[str]) -> dict[str, di
         return {}
     with landed_client(settings) as client:
         sql = client.sql_client
-        table = sql.make_qualified_table_name("dead_letter")  # ensure_landed_tables made the table
+        table = sql.make_qualified_table_name(DEAD_LETTER_TABLE)  # ensure_landed_tables made the table
         marks = ", ".join(["%s"] * len(load_ids))
         rows = sql.execute_sql(
             f"select source, coalesce(error_class, 'unclassified'), count(*) from {table} "

@@ -25,10 +25,11 @@ from typing import Any
 
 from sqlglot import exp, parse_one
 
+from ingest.dead_letter import TABLE as DEAD_LETTERS
 from millpond import logs
+from millpond.stages.destination import DATASET
 
 log = logs.get(__name__)
-DATASET = "bronze"
 # landed table -> column giving the business time a new row belongs to; None: the row has none
 # (customers, products), so a change to it touches today only: that re-runs the models that are
 # not partitioned by time (FULL, SCD type 2) and leaves the daily history alone
@@ -57,7 +58,6 @@ class BuiltDate:
 BUILT_DATE: dict[str, BuiltDate] = {
     "mongo_orders": BuiltDate("gold.fct_orders", "order_id", "order_date"),
 }
-DEAD_LETTERS = "dead_letter"
 LOADS = "_dlt_loads"
 
 

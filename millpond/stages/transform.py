@@ -104,7 +104,6 @@ def _build(settings: Settings, console: StageConsole, today: date, started: floa
         # this run writes stay as written until the next run
         ctx.run_janitor(ignore_ttl=False)
         report = _invalidate(settings, ctx, today)
-        report.end = today
         log.info("transform.plan.start", environment=PROD, end=today.isoformat())
         ctx.plan(
             PROD,

@@ -23,14 +23,14 @@ import pymongo
 import pytest
 from psycopg import sql
 from pydantic import SecretStr
-from sqlmesh.core.console import NoopConsole, get_console, set_console
 
-from millpond.envutil import scoped_env
 from millpond.generator import GeneratorConfig, generate
 from millpond.services import KafkaBroker, MongoReplicaSet, PostgresCluster
 from millpond.settings import Settings
 from millpond.stages.ingest import run_ingest
 from millpond.stages.landed import missing_landed_tables
+from millpond.stages.sqlmesh_console import StageConsole, installed
+from millpond.stages.transform import sqlmesh_context
 from tests.support.pipelines import isolated_settings
 
 pytestmark = pytest.mark.slow
@@ -89,28 +89,6 @@ def postgres_gold(uri: str) -> dict[str, tuple[list[str], Rows]]:
     return out
 
 
-class FailureConsole(NoopConsole):
-    """Keeps what SQLMesh reports as failed (a plan error alone names nothing)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failures: list[str] = []
-
-    def log_failed_models(self, errors: list[Any]) -> None:
-        self.failures += [f"{e.node}: {e.__cause__ or e}".replace("\n", " ")[:600] for e in errors]
-
-    def log_error(self, message: str) -> None:
-        self.failures.append(message[:600])
-
-
-def sqlmesh_context(cfg: Settings) -> Any:
-    """SQLMesh on the gateway the settings' warehouse engine selects (``config.yaml``)."""
-    from sqlmesh import Context
-
-    with scoped_env(cfg.sqlmesh_env()):
-        return Context(paths=[str(cfg.project_dir)])
-
-
 def blocking_audit_failures(ctx: Any, end: date) -> list[str]:
     """Every blocking audit of every model, run again on its own over [START, end]: the ones that found rows.
 
@@ -127,8 +105,11 @@ def blocking_audit_failures(ctx: Any, end: date) -> list[str]:
 def build(cfg: Settings, execution_time: date, *, first: bool) -> None:
     """The first step plans prod (full backfill, audits included) and audits again; later steps run."""
     assert missing_landed_tables(cfg) == []
-    console, previous = FailureConsole(), get_console()
-    set_console(console)
+    with installed(StageConsole()) as console:
+        _build(cfg, console, execution_time, first=first)
+
+
+def _build(cfg: Settings, console: StageConsole, execution_time: date, *, first: bool) -> None:
     ctx = sqlmesh_context(cfg)
     try:
         assert ctx.config.default_gateway == cfg.warehouse_engine
@@ -139,10 +120,10 @@ def build(cfg: Settings, execution_time: date, *, first: bool) -> None:
         else:
             assert ctx.run("prod", execution_time=execution_time).is_success, "the incremental run failed"
     except Exception as exc:
-        raise AssertionError(f"{cfg.warehouse_engine}: {exc}: " + " | ".join(console.failures)) from exc
+        failures = " | ".join(failure.line() for failure in console.failures)
+        raise AssertionError(f"{cfg.warehouse_engine}: {exc}: {failures}") from exc
     finally:
         ctx.close()
-        set_console(previous)
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ import pytest
 
 from millpond import lineage
 from millpond.settings import Settings
+from millpond.stages.transform import sqlmesh_context
 
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    ctx = lineage.load_context(Settings(data_dir=tmp_path_factory.mktemp("lineage")))
+    ctx = sqlmesh_context(Settings(data_dir=tmp_path_factory.mktemp("lineage")))
     yield ctx
     ctx.close()
 

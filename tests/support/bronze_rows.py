@@ -118,6 +118,15 @@ class Bronze:
                 [status, changed, row_id, row_id, index, f"{row_id}-s{index}"],
             )
 
+    def delete(self, order_id: str, deleted: datetime) -> None:
+        """What the merge of a tombstone without pre-image leaves: the key and the delete, no child rows."""
+        self._drop_order(order_id)
+        self.con.execute(
+            "insert into bronze.mongo_orders (_id, _op, _deleted_at, _source_ts, _ingested_at, _dlt_load_id, _dlt_id) "
+            "values (?, 'delete', ?, ?, ?, ?, ?)",
+            [order_id, deleted, deleted, deleted, self.load_id, f"{order_id}-tombstone"],
+        )
+
     def _drop_order(self, order_id: str) -> None:
         rows = self.con.execute("select _dlt_id from bronze.mongo_orders where _id = ?", [order_id]).fetchall()
         for (row_id,) in rows:

@@ -18,6 +18,7 @@ from millpond.stages.landed import ensure_landed_tables
 from millpond.stages.restatement import newest_load_id, touched_dates
 from millpond.stages.transform import run_transform
 from millpond.stages.transform_record import read_watermark, save_watermark
+from tests.support.bronze_rows import Bronze
 
 START = date(2026, 1, 1)
 TODAY = date(2026, 3, 20)
@@ -152,45 +153,6 @@ def test_a_quarantined_version_touches_the_day_of_its_entity(tmp_path: Path):
     assert _touched(cfg) == {"mongo_customers": {TODAY}, "dead_letter": {TODAY}}
 
 
-def _load(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
-    con.execute("insert into bronze._dlt_loads values (?, 0)", [load_id])
-
-
-def _order(con: duckdb.DuckDBPyConnection, order_id: str, at: datetime, lines: list[tuple[int, str]], load_id: str):
-    """An order as dlt lands it: the root row, its line items and status history as child rows."""
-    row_id = f"{order_id}-row"
-    con.execute(
-        "insert into bronze.mongo_orders (_id, customer_id, status, currency, total_amount, created_at, updated_at, "
-        "_op, _source_ts, _ingested_at, _dlt_load_id, _dlt_id) values (?, 'c1', 'paid', 'EUR', ?, ?, ?, 'snapshot', "
-        "?, ?, ?, ?)",
-        [order_id, sum(q * Decimal(p) for q, p in lines), at, at, at, at, load_id, row_id],
-    )
-    for index, (quantity, price) in enumerate(lines):
-        con.execute(
-            "insert into bronze.mongo_orders__line_items (line_no, product_id, sku, quantity, unit_price, "
-            "_dlt_root_id, _dlt_parent_id, _dlt_list_idx, _dlt_id) values (?, 'p1', 'SKU-1', ?, ?, ?, ?, ?, ?)",
-            [index + 1, quantity, Decimal(price), row_id, row_id, index, f"{row_id}-l{index}"],
-        )
-    con.execute(
-        'insert into bronze.mongo_orders__status_history (status, "at", _dlt_root_id, _dlt_parent_id, '
-        "_dlt_list_idx, _dlt_id) values ('paid', ?, ?, ?, 0, ?)",
-        [at, row_id, row_id, f"{row_id}-s0"],
-    )
-
-
-def _delete(con: duckdb.DuckDBPyConnection, order_id: str, at: datetime, load_id: str) -> None:
-    """What the merge of a tombstone without pre-image leaves: the key and the delete, no child rows."""
-    row_id = f"{order_id}-row"
-    con.execute("delete from bronze.mongo_orders__line_items where _dlt_root_id = ?", [row_id])
-    con.execute("delete from bronze.mongo_orders__status_history where _dlt_root_id = ?", [row_id])
-    con.execute("delete from bronze.mongo_orders where _id = ?", [order_id])
-    con.execute(
-        "insert into bronze.mongo_orders (_id, _op, _deleted_at, _source_ts, _ingested_at, _dlt_load_id, _dlt_id) "
-        "values (?, 'delete', ?, ?, ?, ?, ?)",
-        [order_id, at, at, at, load_id, f"{order_id}-tombstone"],
-    )
-
-
 def _built(cfg: Settings, day: date) -> dict[str, list[tuple[object, ...]]]:
     """What gold (and the order children in silver) hold for ``day``."""
     queries = {
@@ -212,22 +174,15 @@ def test_a_deleted_order_leaves_gold_and_a_quarantined_version_is_flagged(tmp_pa
     day = now.date() - timedelta(days=2)
     placed = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10)
     cfg = Settings(data_dir=tmp_path, start_date=day - timedelta(days=1))
-    ensure_landed_tables(cfg)
-    with duckdb.connect(str(cfg.warehouse)) as con:
-        con.execute("create table bronze._dlt_loads (load_id varchar, status bigint)")
-        _load(con, "100.5")
-        con.execute(
-            "insert into bronze.mongo_customers (_id, email, created_at, updated_at, _ingested_at, _dlt_load_id, "
-            "_dlt_id) values ('c1', 'c1@example.com', ?, ?, ?, '100.5', 'c1-row')",
-            [placed, placed, placed],
-        )
-        con.execute(
-            "insert into bronze.mongo_products (_id, sku, price, currency, active, updated_at, _ingested_at, "
-            "_dlt_load_id, _dlt_id) values ('p1', 'SKU-1', 10.00, 'EUR', true, ?, ?, '100.5', 'p1-row')",
-            [placed, placed],
-        )
-        _order(con, "o1", placed, [(2, "10.00")], "100.5")
-        _order(con, "o2", placed + timedelta(hours=1), [(1, "5.00")], "100.5")
+    bronze = Bronze(cfg)
+    bronze.load("100.5")
+    bronze.customer("c1", placed)
+    bronze.product("p1", "SKU-1", "10.00", placed)
+    bronze.order("o1", placed, [("p1", "SKU-1", 2, "10.00")], [("paid", placed)])
+    bronze.order(
+        "o2", placed + timedelta(hours=1), [("p1", "SKU-1", 1, "5.00")], [("paid", placed + timedelta(hours=1))]
+    )
+    bronze.close()
 
     run_transform(cfg)
     before = _built(cfg, day)
@@ -236,16 +191,17 @@ def test_a_deleted_order_leaves_gold_and_a_quarantined_version_is_flagged(tmp_pa
     assert before["by_status"] == [("paid", 2)]
     assert before["lines"] == before["history"] == [("o1",), ("o2",)]
 
-    with duckdb.connect(str(cfg.warehouse)) as con:
-        _load(con, "200.5")
-        _delete(con, "o1", now, "200.5")
-        # a newer version of o2 broke the contract: it is quarantined and the landed version stays
-        con.execute(
-            "insert into bronze.dead_letter (dead_letter_id, source, origin, record_key, raw_value, error_class, "
-            "reason, first_seen_at, received_at, _dlt_load_id, _dlt_id) values ('mongodb:orders:o2@v2', 'mongodb', "
-            "'orders', 'o2', '{}', 'mongodb.contract', 'missing required field status', ?, ?, '200.5', 'dl1')",
-            [now, now],
-        )
+    bronze = Bronze(cfg)
+    bronze.load("200.5")
+    bronze.delete("o1", now)
+    # a newer version of o2 broke the contract: it is quarantined and the landed version stays
+    bronze.con.execute(
+        "insert into bronze.dead_letter (dead_letter_id, source, origin, record_key, raw_value, error_class, "
+        "reason, first_seen_at, received_at, _dlt_load_id, _dlt_id) values ('mongodb:orders:o2@v2', 'mongodb', "
+        "'orders', 'o2', '{}', 'mongodb.contract', 'missing required field status', ?, ?, '200.5', 'dl1')",
+        [now, now],
+    )
+    bronze.close()
 
     report = run_transform(cfg)
     assert report.restated_from == day
@@ -263,12 +219,11 @@ def test_a_failed_plan_releases_the_warehouse(tmp_path: Path):
     day = now.date() - timedelta(days=1)
     placed = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10)
     cfg = Settings(data_dir=tmp_path, start_date=day - timedelta(days=1))
-    ensure_landed_tables(cfg)
-    with duckdb.connect(str(cfg.warehouse)) as con:
-        con.execute("create table bronze._dlt_loads (load_id varchar, status bigint)")
-        _load(con, "100.5")
-        _order(con, "o1", placed, [(2, "10.00")], "100.5")
-        con.execute("update bronze.mongo_orders set status = 'teleported'")  # outside the vocabulary
+    bronze = Bronze(cfg)
+    bronze.load("100.5")
+    bronze.order("o1", placed, [("p1", "SKU-1", 2, "10.00")], [("paid", placed)])
+    bronze.con.execute("update bronze.mongo_orders set status = 'teleported'")  # outside the vocabulary
+    bronze.close()
 
     with pytest.raises(StageFailed, match="SQLMesh failed") as failed:
         run_transform(cfg)
