@@ -201,6 +201,16 @@ def lineage(ctx: click.Context, check: bool) -> None:
 
 
 @cli.command()
+@click.option("--check", is_flag=True, help="exit 1 when docs/catalog/ does not match the models, writing nothing")
+@click.pass_context
+def catalog(ctx: click.Context, check: bool) -> None:
+    """Regenerate the data catalog in docs/catalog/: every table and column, type, owner, classification, lineage."""
+    from millpond.catalog import write
+
+    _echo(write(_settings(ctx), check=check))
+
+
+@cli.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Verify the Soda data contracts on the gold tables; exit 1 when one fails."""
@@ -216,7 +226,7 @@ def publish(ctx: click.Context) -> None:
     from millpond.stages.publish import run_publish
 
     results = run_publish(_settings(ctx))
-    _echo([{"target": result.target, "tables": result.tables} for result in results])
+    _echo([{"target": result.target, "tables": result.tables, "gold_version": result.gold_version} for result in results])
 
 
 @cli.command()
@@ -320,6 +330,29 @@ def kafka_rebaseline(ctx: click.Context, topic: str) -> None:
     from millpond.stages.source_admin import kafka_rebaseline as rebaseline
 
     _echo(rebaseline(_settings(ctx), topic))
+
+
+# -- governance: erasure and retention --------------------------------------------------
+@cli.command()
+@click.argument("customer_id")
+@click.option("--requested-by", required=True, help="who asked (recorded in millpond_meta.erasure_requests)")
+@click.option("--reason", help="e.g. 'GDPR art. 17 request #123'")
+@click.pass_context
+def erase(ctx: click.Context, customer_id: str, requested_by: str, reason: str | None) -> None:
+    """Erase CUSTOMER_ID everywhere (warehouse, dead letters, dlt state, serving); re-run completes a killed one."""
+    from millpond.stages.erasure import erase as erase_customer
+
+    _echo(erase_customer(_settings(ctx), customer_id, requested_by, reason))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="count what would be deleted, delete nothing")
+@click.pass_context
+def retention(ctx: click.Context, dry_run: bool) -> None:
+    """Delete landed Kafka events and dead letters older than MILLPOND_RETENTION_*_DAYS (safe to re-run)."""
+    from millpond.stages.retention import run_retention
+
+    _echo(run_retention(_settings(ctx), dry_run=dry_run).as_dict())
 
 
 @cli.command()

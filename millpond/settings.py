@@ -6,6 +6,10 @@ Every variable is documented in ``docs/configuration.md``; defaults suit the emb
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import tempfile
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -13,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from millpond import logs
 from millpond.errors import MillpondError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +75,9 @@ class Settings(BaseSettings):
     mongo_cursor_lag_s: float = Field(default=5.0, ge=0)
     # Cursor mode: every N-th run also compares the collection's ids with the landed ones to find deletes.
     mongo_reconcile_every: int = Field(default=10, ge=0)
+    # CDC mode: `millpond ingest` reads a collection's initial snapshot in load packages of at most this
+    # many documents each, so the load's memory follows this bound, not the collection (0: one package).
+    mongo_snapshot_docs_per_load: int = Field(default=20_000, ge=0)
 
     # Kafka source: one batch (handed to dlt as one Arrow table) ends at whichever bound comes first.
     kafka_max_batch_messages: int = Field(default=10_000, gt=0)
@@ -77,7 +85,7 @@ class Settings(BaseSettings):
     kafka_max_batch_seconds: float = Field(default=5.0, gt=0)
     # A batch ingest loads each topic's backlog in packages of at most this many batches per topic, so
     # the load's memory is set by this bound, not by the backlog (0: the whole backlog in one package).
-    kafka_batches_per_load: int = Field(default=20, ge=0)
+    kafka_batches_per_load: int = Field(default=5, ge=0)
     # The DuckDB warehouse's memory limit while ingest loads into it, e.g. "1GB" (None: DuckDB's
     # default, 80% of RAM), and its threads (0: DuckDB's default, one per core). dlt's merge
     # jobs spill only in part: too low a limit fails a large load with DuckDB's out-of-memory error.
@@ -103,6 +111,11 @@ class Settings(BaseSettings):
     lock_timeout_s: float = 0.0
     # Fault injection for the crash-recovery tests: the named crash point exits with 137.
     crash_after: str | None = None
+    # Retention (`millpond retention`, docs/governance/retention.md): landed Kafka events older than this
+    # many days by event time, and dead letters older than this many days by first_seen_at, are deleted
+    # (None: kept forever). Events keep at least 2 days: a run re-reads yesterday (lookback 1).
+    retention_events_days: int | None = Field(default=None, ge=2)
+    retention_dead_letter_days: int | None = Field(default=None, ge=1)
 
     warehouse_path: Path | None = None
     state_path: Path | None = None
@@ -113,6 +126,8 @@ class Settings(BaseSettings):
     # Optional second serving target (Cube reads it): publish also swaps gold into this database.
     serving_postgres_uri: SecretStr | None = None
     serving_postgres_reader_role: str | None = None
+    # Salt of the hashes of personal data (macros/pii.py, docs/governance/pii.md); see resolved_pii_salt().
+    pii_salt: SecretStr | None = None
 
     # The warehouse engine: where dlt lands bronze and which config.yaml gateway SQLMesh transforms
     # with (docs/warehouse-engines.md). postgres uses the MILLPOND_WAREHOUSE_PG_* database.
@@ -203,9 +218,31 @@ class Settings(BaseSettings):
         """Caches the stages write (SQLMesh's model cache); never inside the project dir."""
         return self.data_dir / "cache"
 
+    @property
+    def pii_salt_file(self) -> Path:
+        """Where the embedded setup keeps the PII salt it generated (used only when MILLPOND_PII_SALT is unset)."""
+        return self.data_dir / "secrets" / "pii_salt"
+
+    def resolved_pii_salt(self) -> SecretStr:
+        """The PII salt: ``MILLPOND_PII_SALT``, else the one generated once into :attr:`pii_salt_file`.
+
+        The embedded demo needs no secret to be set: a random salt is written (mode 0600) on first
+        use and reused, with a warning, since the hashes are only as stable as that file.
+        """
+        if self.pii_salt is not None:
+            return self.pii_salt
+        path = self.pii_salt_file
+        if not path.exists():
+            _write_new_secret(path)
+            logs.get(__name__).warning(
+                "settings.pii_salt.generated", path=str(path), hint="set MILLPOND_PII_SALT (a secret) outside the demo"
+            )
+        return SecretStr(path.read_text().strip())
+
     def sqlmesh_env(self) -> dict[str, str]:
         """Environment variables that ``config.yaml`` reads."""
         return {
+            "MILLPOND_PII_SALT": self.resolved_pii_salt().get_secret_value(),
             "MILLPOND_WAREHOUSE_PATH": str(self.warehouse),
             "MILLPOND_STATE_PATH": str(self.state),
             "MILLPOND_START_DATE": self.start_date.isoformat(),
@@ -222,7 +259,20 @@ class Settings(BaseSettings):
         )
 
 
-_SENSITIVE = ("password", "secret", "uri")
+def _write_new_secret(path: Path) -> None:
+    """A random secret in ``path`` (mode 0600), atomically: a concurrent writer's file wins, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pii_salt.")  # mkstemp creates it with mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+
+
+_SENSITIVE = ("password", "secret", "uri", "salt")
 
 
 def load() -> Settings:

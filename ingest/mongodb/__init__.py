@@ -74,6 +74,7 @@ def mongodb_source(
     reconcile_every: int = 10,
     landed_ids: LandedIds | None = None,
     await_ms: int = 100,
+    snapshot_docs_per_run: int | None = None,
 ) -> Iterator[DltResource]:
     """One merge resource per collection (``mongo_<collection>``).
 
@@ -90,6 +91,8 @@ def mongodb_source(
             tombstone deleted documents after a snapshot (cdc) and on reconciliation (cursor). None: no
             reconciliation.
         await_ms: cdc: how long the server waits for another event before a run counts as caught up.
+        snapshot_docs_per_run: cdc: the most documents of a collection's initial snapshot one run reads; the
+            resource state's ``snapshot_done`` stays false until a run has read the rest (None: all at once).
     """
     if mode not in ("cdc", "cursor"):
         raise ValueError(f"mode must be 'cdc' or 'cursor', not {mode!r}")
@@ -105,6 +108,7 @@ def mongodb_source(
             reconcile_every=reconcile_every,
             landed_ids=landed_ids,
             await_ms=await_ms,
+            snapshot_docs_per_run=snapshot_docs_per_run,
         )
 
 
@@ -120,6 +124,7 @@ def collection_changes(
     reconcile_every: int,
     landed_ids: LandedIds | None,
     await_ms: int,
+    snapshot_docs_per_run: int | None = None,
 ) -> Iterator[Any]:
     """The changes of ``collection`` since the position in this resource's state, in pages.
 
@@ -145,6 +150,7 @@ def collection_changes(
                         await_ms=min(await_ms, timeout_ms),
                         landed_ids=landed_ids,
                         ingested_at=ingested_at,
+                        snapshot_docs=snapshot_docs_per_run,
                     )
                 else:
                     yield from cursor_changes(

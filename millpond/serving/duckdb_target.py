@@ -1,8 +1,15 @@
-"""Serving target: a separate DuckDB file, rebuilt beside the live one and swapped in atomically."""
+"""Serving target: a separate DuckDB file, rebuilt beside the live one and swapped in atomically.
+
+The copy runs in a read-only connection to the warehouse that attaches the new file read-write,
+so it shares the database of the publish stage's own read-only connection: the warehouse stays
+locked against writers for the whole copy (a second DuckDB database on the same file would
+release the process's lock when it closes).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +21,7 @@ from millpond.faults import crash_point
 from millpond.serving.base import PublishResult
 
 log = logs.get(__name__)
+COPY = "millpond_serving_copy"  # the new serving file, attached to the warehouse connection
 
 
 class DuckDBServingTarget:
@@ -22,28 +30,37 @@ class DuckDBServingTarget:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def publish(self, warehouse: Path, relations: list[str], run_id: str) -> PublishResult:
+    def publish(
+        self,
+        warehouse: Path,
+        relations: list[str],
+        run_id: str,
+        gold_version: str | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> PublishResult:
         """Copy ``relations`` (``schema.table``) from ``warehouse`` into a new file, then rename it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temp_files()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        catalog = Path(warehouse).stem  # SQLMesh views name the warehouse by its file stem
-        result = PublishResult(target=str(self.path), published_at=datetime.now(UTC))
+        result = PublishResult(target=str(self.path), published_at=datetime.now(UTC), gold_version=gold_version)
         try:
-            con = duckdb.connect(str(tmp))
+            con = duckdb.connect(str(warehouse), read_only=True)
             try:
                 con.execute("SET TimeZone = 'UTC'")
-                con.execute(f"ATTACH '{warehouse}' AS \"{catalog}\" (READ_ONLY)")
+                con.execute(f"ATTACH '{tmp}' AS {COPY} (READ_WRITE)")
                 for relation in relations:
                     schema, table = relation.split(".", 1)
-                    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                    con.execute(f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM "{catalog}"."{schema}"."{table}"')
-                    count = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
+                    source_schema, source_table = (sources or {}).get(relation, relation).split(".", 1)
+                    con.execute(f'CREATE SCHEMA IF NOT EXISTS {COPY}."{schema}"')
+                    con.execute(
+                        f'CREATE TABLE {COPY}."{schema}"."{table}" AS SELECT * FROM "{source_schema}"."{source_table}"'
+                    )
+                    count = con.execute(f'SELECT count(*) FROM {COPY}."{schema}"."{table}"').fetchone()
                     result.tables[relation] = int(count[0]) if count else 0
                 self._write_manifest(con, result, run_id)
-                con.execute(f'DETACH "{catalog}"')
-                con.execute("CHECKPOINT")
+                con.execute(f"CHECKPOINT {COPY}")
             finally:
+                con.execute(f"DETACH DATABASE IF EXISTS {COPY}")  # the database is shared: detach even on error
                 con.close()
             _fsync(tmp)
             crash_point("publish.copy")
@@ -68,14 +85,14 @@ class DuckDBServingTarget:
 
     @staticmethod
     def _write_manifest(con: duckdb.DuckDBPyConnection, result: PublishResult, run_id: str) -> None:
-        con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {COPY}.meta")
         con.execute(
-            "CREATE TABLE meta.publication"
-            " (run_id VARCHAR, published_at TIMESTAMPTZ, relation VARCHAR, row_count BIGINT)"
+            f"CREATE TABLE {COPY}.meta.publication"
+            " (run_id VARCHAR, published_at TIMESTAMPTZ, relation VARCHAR, row_count BIGINT, gold_version VARCHAR)"
         )
         con.executemany(
-            "INSERT INTO meta.publication VALUES (?, ?, ?, ?)",
-            [(run_id, result.published_at, rel, n) for rel, n in result.tables.items()],
+            f"INSERT INTO {COPY}.meta.publication VALUES (?, ?, ?, ?, ?)",
+            [(run_id, result.published_at, rel, n, result.gold_version) for rel, n in result.tables.items()],
         )
 
     def published_tables(self) -> dict[str, int]:

@@ -9,7 +9,7 @@ single transaction, so readers see the whole previous publication or the whole n
       ALTER SCHEMA gold RENAME TO gold__previous;  ALTER SCHEMA gold__incoming RENAME TO gold
       DROP SCHEMA gold__previous CASCADE
       GRANT USAGE ON SCHEMA gold, SELECT ON ALL TABLES IN SCHEMA gold TO <reader role>
-      meta.publication: this run's relations and row counts
+      meta.publication: this run's relations, row counts and gold version
     COMMIT
 
 PostgreSQL's DDL is transactional: a crash or an error anywhere before COMMIT rolls all of it
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,9 +104,16 @@ class PostgresServingTarget:
             " -c TimeZone=UTC",
         )
 
-    def publish(self, warehouse: Path, relations: list[str], run_id: str) -> PublishResult:
+    def publish(
+        self,
+        warehouse: Path,
+        relations: list[str],
+        run_id: str,
+        gold_version: str | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> PublishResult:
         """Copy ``relations`` (``schema.table``) from ``warehouse`` and swap them in, in one transaction."""
-        result = PublishResult(target=self.name, published_at=datetime.now(UTC))
+        result = PublishResult(target=self.name, published_at=datetime.now(UTC), gold_version=gold_version)
         by_schema: dict[str, list[str]] = {}
         for relation in relations:
             schema, table = relation.split(".", 1)
@@ -119,7 +127,8 @@ class PostgresServingTarget:
                         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(incoming)))
                         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(incoming)))
                         for table in tables:
-                            rows = _copy_table(source, conn, schema, table, incoming)
+                            origin = (sources or {}).get(f"{schema}.{table}", f"{schema}.{table}")
+                            rows = _copy_table(source, conn, origin, table, incoming)
                             result.tables[f"{schema}.{table}"] = rows
                             log.info("publish.postgres.copied", relation=f"{schema}.{table}", rows=rows)
                     crash_point("publish.postgres")
@@ -156,13 +165,18 @@ class PostgresServingTarget:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS meta.publication"
             " (run_id text NOT NULL, published_at timestamptz NOT NULL, relation text NOT NULL,"
-            " row_count bigint NOT NULL)"
+            " row_count bigint NOT NULL, gold_version text)"
         )
+        conn.execute("ALTER TABLE meta.publication ADD COLUMN IF NOT EXISTS gold_version text")
         conn.execute("DELETE FROM meta.publication")  # the manifest describes the live publication only
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO meta.publication VALUES (%s, %s, %s, %s)",
-                [(run_id, result.published_at, relation, rows) for relation, rows in result.tables.items()],
+                "INSERT INTO meta.publication (run_id, published_at, relation, row_count, gold_version)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [
+                    (run_id, result.published_at, relation, rows, result.gold_version)
+                    for relation, rows in result.tables.items()
+                ],
             )
         self._grant_read(conn, "meta")
 
@@ -181,10 +195,11 @@ def _schema_exists(conn: psycopg.Connection[Any], schema: str) -> bool:
 
 
 def _copy_table(
-    source: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any], schema: str, table: str, into: str
+    source: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any], origin: str, table: str, into: str
 ) -> int:
-    """Create ``into.table`` with the mapped column types and COPY the warehouse rows into it."""
-    catalog_table = f'"{schema}"."{table}"'
+    """Create ``into.table`` with the mapped column types and COPY the rows of the warehouse's ``origin`` into it."""
+    schema, name = origin.split(".", 1)
+    catalog_table = f'"{schema}"."{name}"'
     columns = [(str(r[0]), str(r[1])) for r in source.execute(f"DESCRIBE {catalog_table}").fetchall()]
     target = sql.Identifier(into, table)
     conn.execute(

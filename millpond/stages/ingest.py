@@ -6,7 +6,9 @@ finishes any pending package (the crash points ``extract``, ``normalize``, ``loa
 load job done), ``load.jobs_done`` (every job done, the package not yet marked loaded) and
 ``load`` (loaded, Kafka positions not yet committed to the consumer group) stop there for the
 tests). With ``kafka_batches_per_load`` set, a Kafka backlog is loaded in several packages of
-that many batches per topic, each extracted, normalized and loaded before the next is read.
+that many batches per topic, and with ``mongo_snapshot_docs_per_load`` a MongoDB snapshot in
+packages of that many documents per collection, each extracted, normalized and loaded before
+the next is read.
 Loads use dlt's parquet load files and uncompressed intermediate files. Only this stage writes
 the landed layer: at the end of every run it also creates, empty, the declared landed tables
 that dlt has not made yet, and collapses to one row per key the copies a resumed load job left
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +30,7 @@ from dlt.common.runtime.collector import LogCollector
 
 from ingest.kafka import ARROW_NORMALIZER_CONFIG, KafkaCredentials, kafka_source
 from ingest.kafka.helpers import KafkaSourceError, commit_offsets, offsets_of
-from ingest.mongodb import mongodb_source
+from ingest.mongodb import COLLECTIONS, mongodb_source
 from ingest.mongodb.helpers import MongoSourceError
 from millpond import logs
 from millpond.errors import StageFailed
@@ -43,6 +45,7 @@ from millpond.stages.landed import (
     landed_id_batches,
     quarantined_by_load,
 )
+from millpond.stages.landed_policies import apply_landed_policies
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
@@ -158,14 +161,16 @@ def kafka_credentials(settings: Settings) -> KafkaCredentials:
     )
 
 
-def configured_mongo_source(settings: Settings) -> Any:
-    """The MongoDB source, given every ``MILLPOND_MONGO_*`` setting explicitly.
+def configured_mongo_source(settings: Settings, collections: Sequence[str] | None = None) -> Any:
+    """The MongoDB source (of ``collections``, None: every contracted one), given every ``MILLPOND_MONGO_*``
+    setting explicitly.
 
     It reads the ids already landed in the warehouse (read-only, in batches) to tombstone
     documents deleted at the source: after a (re-)snapshot in CDC mode, on reconciliation in
     cursor mode.
     """
     return mongodb_source(
+        collections=tuple(COLLECTIONS) if collections is None else tuple(collections),
         connection_url=settings.mongo_uri,
         database=settings.mongo_db,
         mode=settings.mongo_mode,
@@ -174,6 +179,7 @@ def configured_mongo_source(settings: Settings) -> Any:
         cursor_lag_s=settings.mongo_cursor_lag_s,
         reconcile_every=settings.mongo_reconcile_every,
         landed_ids=landed_id_batches(settings),
+        snapshot_docs_per_run=settings.mongo_snapshot_docs_per_load or None,
     )
 
 
@@ -200,12 +206,17 @@ def configured_kafka_source(settings: Settings, max_batches: int | None = None) 
 
 
 def sources(
-    settings: Settings, *, mongo: bool = True, kafka: bool = True, kafka_max_batches: int | None = None
+    settings: Settings,
+    *,
+    mongo: bool = True,
+    kafka: bool = True,
+    kafka_max_batches: int | None = None,
+    mongo_collections: Sequence[str] | None = None,
 ) -> list[Any]:
-    """The configured sources."""
+    """The configured sources (MongoDB: of ``mongo_collections``, None: every one)."""
     out: list[Any] = []
     if mongo:
-        out.append(configured_mongo_source(settings))
+        out.append(configured_mongo_source(settings, mongo_collections))
     if kafka:
         out.append(configured_kafka_source(settings, kafka_max_batches))
     return out
@@ -242,11 +253,24 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
         per_load = kafka_max_batches or settings.kafka_batches_per_load or None
         _extract_normalize_load(pipeline, settings, report, mongo=mongo, kafka=kafka, kafka_max_batches=per_load)
         topics = settings.topics.as_dict()
-        while kafka and kafka_max_batches is None and per_load and not kafka_caught_up(pipeline, topics):
-            log.info("ingest.kafka.next_package", batches_per_topic=per_load)  # the rest of the backlog
-            _extract_normalize_load(pipeline, settings, report, mongo=False, kafka=True, kafka_max_batches=per_load)
+        while kafka_max_batches is None:  # the rest of a Kafka backlog and of MongoDB snapshots, a package each
+            more_kafka = bool(kafka and per_load and not kafka_caught_up(pipeline, topics))
+            snapshots = unfinished_snapshots(pipeline) if mongo else []
+            if not more_kafka and not snapshots:
+                break
+            log.info("ingest.next_package", kafka_batches_per_topic=more_kafka and per_load, snapshots=snapshots)
+            _extract_normalize_load(
+                pipeline,
+                settings,
+                report,
+                mongo=bool(snapshots),
+                kafka=more_kafka,
+                kafka_max_batches=per_load,
+                mongo_collections=snapshots,
+            )
         report.created_tables = ensure_landed_tables(settings)
         collapse_landed_copies(settings)
+        apply_landed_policies(settings)  # erasures and retention, to the rows just landed
     except Exception as exc:
         raise ingest_error(exc) from exc
     if kafka:
@@ -274,10 +298,20 @@ def _extract_normalize_load(
     mongo: bool,
     kafka: bool,
     kafka_max_batches: int | None,
+    mongo_collections: Sequence[str] | None = None,
 ) -> None:
-    """One load package: extract the sources (each topic's read bounded by ``kafka_max_batches``), normalize, load."""
+    """One load package: extract the sources (each topic's read bounded by ``kafka_max_batches``, each MongoDB
+    snapshot by ``mongo_snapshot_docs_per_load``), normalize, load."""
     log.info("ingest.extract.start", mongo=mongo, kafka=kafka)
-    extract = pipeline.extract(sources(settings, mongo=mongo, kafka=kafka, kafka_max_batches=kafka_max_batches))
+    extract = pipeline.extract(
+        sources(
+            settings,
+            mongo=mongo,
+            kafka=kafka,
+            kafka_max_batches=kafka_max_batches,
+            mongo_collections=mongo_collections,
+        )
+    )
     crash_point("extract")
     log.info("ingest.normalize.start", packages=len(extract.loads_ids))
     normalize = pipeline.normalize()
@@ -352,6 +386,16 @@ def kafka_positions(pipeline: dlt.Pipeline, topics: Mapping[str, str]) -> dict[s
     """Topic -> partition -> next offset, as the Kafka source's resource state holds them (the loaded positions)."""
     states = _kafka_states(pipeline, topics)
     return {topic: offsets_of(state["positions"]) for topic, state in states.items() if state.get("positions")}
+
+
+def unfinished_snapshots(pipeline: dlt.Pipeline) -> list[str]:
+    """The collections whose CDC snapshot a bounded read left unfinished (``snapshot_done`` false in its state)."""
+    resources = pipeline.state.get("sources", {}).get(MONGO_SOURCE, {}).get("resources", {})
+    return [
+        name.removeprefix("mongo_")
+        for name, state in resources.items()
+        if isinstance(state, Mapping) and "snapshot_done" in state and not state["snapshot_done"]
+    ]
 
 
 def kafka_caught_up(pipeline: dlt.Pipeline, topics: Mapping[str, str]) -> bool:

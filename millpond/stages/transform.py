@@ -33,6 +33,7 @@ from millpond.faults import crash_point
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 from millpond.stages.landed import DATASET, missing_landed_tables
+from millpond.stages.landed_policies import apply_landed_policies
 from millpond.stages.restatement import (
     describe,
     invalidated_intervals,
@@ -41,7 +42,7 @@ from millpond.stages.restatement import (
     touched_dates,
 )
 from millpond.stages.sqlmesh_console import Failure, StageConsole, installed
-from millpond.stages.transform_record import read_watermark, save_failures, save_watermark
+from millpond.stages.transform_record import read_watermark, record_gold_version, save_failures, save_watermark
 
 log = logs.get(__name__)
 PROD = "prod"
@@ -90,6 +91,7 @@ def _transform(settings: Settings, today: date | None = None) -> TransformReport
             stage="transform",
             hint="run `millpond ingest` first: it creates every landed table external_models.yaml declares",
         )
+    apply_landed_policies(settings)  # erasures and retention, to whatever landed by any path since
     with installed(StageConsole()) as console:
         return _build(settings, console, today, started)
 
@@ -117,9 +119,11 @@ def _build(settings: Settings, console: StageConsole, today: date, started: floa
         if status.is_failure:
             raise _RunFailed("the run of the missing intervals failed")
         crash_point("transform.restate")
+        record_gold_version(ctx.engine_adapter, audits_passed=True)
     except Exception as exc:
         if ctx is not None:
             _record_failures(ctx.engine_adapter, console.failures)
+            record_gold_version(ctx.engine_adapter, audits_passed=False)
         raise _stage_failed(exc, console.failures) from exc
     finally:
         if ctx is not None:

@@ -5,8 +5,14 @@
   date that run invalidated.
 * ``transform_failures``: one row per failed batch of a failed run: the model, the audit, the
   interval, how many rows failed, a few of their keys, and the audit query that shows them.
+* ``gold_audits``: one row per run that reached SQLMesh: the gold version it left
+  (:mod:`millpond.stages.gold_version`) and whether its blocking audits passed. ``check`` runs
+  only on a version whose latest record passed; a failed run also withdraws any approval of the
+  version it left, so ``publish`` refuses it.
 
-Both are written through SQLMesh's engine adapter, on whichever gateway the project uses.
+All are written through SQLMesh's engine adapter. The transform runs on any gateway; the gold
+version and its records are DuckDB-only (see :mod:`millpond.stages.gold_version`), and on another
+gateway nothing is recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from typing import Any
 from sqlglot import exp, parse_one
 
 from millpond import logs
+from millpond.stages import gold_version
 from millpond.stages.sqlmesh_console import Failure
+
+log = logs.get(__name__)
 
 META_SCHEMA = "millpond_meta"
 RUNS = f"{META_SCHEMA}.transform_runs"
@@ -90,3 +99,34 @@ def save_failures(adapter: Any, failures: Iterable[Failure]) -> None:
             _literal(failure.error),
         ]
         _execute(adapter, f"insert into {FAILURES} values ({', '.join(values)})")
+
+
+def record_gold_version(adapter: Any, audits_passed: bool) -> str | None:
+    """Record the gold version this run left and whether its blocking audits passed; return the version.
+
+    After a successful run an error here fails the stage (``check`` would refuse an unrecorded
+    version anyway); after a failed run it is logged, since the run's own failure is what the
+    operator must see.
+    """
+    if getattr(adapter, "dialect", None) != "duckdb":
+        log.info("transform.gold_version.not_recorded", reason="the write-audit-publish gate needs a DuckDB warehouse")
+        return None
+    try:
+        version = gold_version.fingerprint(adapter.fetchall)
+        run_id = logs.structlog.contextvars.get_contextvars().get("run_id")
+        _ensure(adapter, gold_version.GOLD_AUDITS_DDL)
+        now = datetime.now(UTC).isoformat()
+        _execute(
+            adapter,
+            f"insert into {gold_version.GOLD_AUDITS} values (cast({_literal(now)} as timestamptz), "
+            f"{_literal(run_id)}, {_literal(version)}, {'true' if audits_passed else 'false'})",
+        )
+        if not audits_passed and adapter.table_exists(gold_version.APPROVALS):
+            _execute(adapter, gold_version.revoke_sql(version))
+    except Exception as exc:
+        if audits_passed:
+            raise
+        log.warning("transform.gold_version.not_recorded", error=str(exc))
+        return None
+    log.info("transform.gold_version", gold_version=version, audits_passed=audits_passed)
+    return version

@@ -12,15 +12,12 @@ MODEL (
     number_of_rows(threshold := 0),
     quarantined_versions
   ),
-  description 'Customers from MongoDB: typed, renamed, one row per customer that exists at the source (latest version); a customer whose latest landed row is a tombstone is dropped, PII included. Their orders stay (an order happened whoever placed it). Holds PII (name, email, phone, street): PII never reaches gold.',
+  description 'Customers from MongoDB: typed, renamed, one row per customer that exists at the source (latest version); a customer whose latest landed row is a tombstone is dropped, PII included. Their orders stay (an order happened whoever placed it). No personal data in clear: e-mail and phone only as salted hashes (@pii_hash), for joins without identity; name, street and postcode stay in bronze.',
   column_descriptions (
     customer_id = 'Customer id (MongoDB _id).',
-    customer_name = 'PII: full name, trimmed.',
-    email = 'PII: e-mail address, trimmed and lower-cased.',
-    phone = 'PII: phone number, trimmed.',
-    street = 'PII: street address.',
+    email_hash = '[pii:hashed] Salted SHA-256 (hex) of the e-mail address, trimmed and lower-cased; NULL when there is none.',
+    phone_hash = '[pii:hashed] Salted SHA-256 (hex) of the phone number, trimmed and lower-cased; NULL when there is none.',
     city = 'City of the customer address.',
-    postcode = 'Postcode of the customer address.',
     country = 'Country of the customer address (upper-cased code or name).',
     segment = 'Account segment (consumer, small_business, corporate), lower-cased; NULL when the source has none.',
     created_at = 'When the customer signed up (UTC).',
@@ -38,12 +35,9 @@ WITH source AS (
 renamed AS (
   SELECT
     _id AS customer_id,
-    @clean_text(name) AS customer_name,
-    LOWER(@clean_text(email)) AS email,
-    @clean_text(phone) AS phone,
-    @clean_text(address__street) AS street,
+    @pii_hash(email) AS email_hash,
+    @pii_hash(phone) AS phone_hash,
     @clean_text(address__city) AS city,
-    @clean_text(address__postcode) AS postcode,
     UPPER(@clean_text(address__country)) AS country,
     LOWER(@clean_text(segment)) AS segment,
     created_at,
@@ -72,12 +66,9 @@ existing AS (
 
 SELECT
   customer_id::VARCHAR AS customer_id,
-  customer_name::VARCHAR AS customer_name,
-  email::VARCHAR AS email,
-  phone::VARCHAR AS phone,
-  street::VARCHAR AS street,
+  email_hash::VARCHAR AS email_hash,
+  phone_hash::VARCHAR AS phone_hash,
   city::VARCHAR AS city,
-  postcode::VARCHAR AS postcode,
   country::VARCHAR AS country,
   segment::VARCHAR AS segment,
   created_at::TIMESTAMPTZ AS created_at,

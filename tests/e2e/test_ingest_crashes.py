@@ -19,7 +19,7 @@ import pytest
 from millpond.generator import GeneratorConfig, generate
 from millpond.settings import Settings
 from millpond.stages.ingest import run_ingest
-from tests.support.landed import kafka_counts, mongo_counts
+from tests.support.landed import exact, kafka_counts, mongo_counts
 from tests.support.pipelines import pipeline_env
 from tests.support.ports import free_port
 
@@ -70,6 +70,18 @@ def test_full_ingest_killed_then_rerun_is_exact(shop, point: str):
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert kafka_counts(cfg) == (produced, 0)
     assert all(truth == landed for truth, landed, _ in mongo_counts(cfg).values()), mongo_counts(cfg)
+
+
+@pytest.mark.parametrize("point", ["extract", "load.job", "load"])
+def test_a_snapshot_in_bounded_packages_killed_in_its_first_package_then_rerun_is_exact(shop, point: str):
+    cfg, produced = shop
+    bounded = ("MILLPOND_MONGO_SNAPSHOT_DOCS_PER_LOAD", "10")  # 30 customers, 10 products, 45 orders: 3 to 5 packages
+    crashed = _ingest(cfg, bounded, ("MILLPOND_CRASH_AFTER", point))
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    ok = _ingest(cfg, bounded)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "ingest.next_package" in ok.stderr  # the re-run went on with the snapshot in packages of its own
+    assert exact(cfg, produced), (kafka_counts(cfg), mongo_counts(cfg))
 
 
 @pytest.mark.parametrize(

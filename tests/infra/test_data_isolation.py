@@ -37,6 +37,7 @@ def stage_writes(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, *, publis
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MILLPOND_PII_SALT", "test-salt")  # else Settings would generate one under /data
     settings = Settings()
     writes = {
         "data dir (pipeline lock, heartbeats)": settings.data_dir,

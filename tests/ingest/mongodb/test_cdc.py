@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from ingest.mongodb import warehouse_ids
 from ingest.mongodb.setup import ensure_collections
@@ -151,3 +153,27 @@ def test_two_bad_versions_with_the_same_updated_at_are_both_dead_lettered(lake: 
         ("line_items[0] has a negative unit_price (-3)",),
         ("line_items[0] has a negative unit_price (-4)",),
     ]
+
+
+def test_a_bounded_snapshot_goes_on_where_it_stopped_and_misses_no_write_made_between_its_packages(lake: Lake):
+    ids: list[Any] = [f"cus_{n:02d}" for n in range(23)] + [ObjectId() for _ in range(3)]  # two BSON types
+    lake.db.customers.insert_many([{**customer("x"), "_id": key, "email": f"{key}@example.com"} for key in ids])
+    source = lambda: lake.source(batch_size=4, snapshot_docs_per_run=10)  # noqa: E731
+
+    counts = [lake.run(source())["mongo_customers"]]
+    assert lake.source_state()["snapshot_done"] is False
+    lake.db.customers.update_one({"_id": "cus_03"}, {"$set": {"email": "three@v2"}})  # read already
+    lake.db.customers.update_one({"_id": "cus_20"}, {"$set": {"email": "twenty@v2"}})  # not read yet
+    lake.db.customers.delete_many({"_id": {"$in": ["cus_05", "cus_15"]}})  # read already; not read yet
+    while not lake.source_state().get("snapshot_done"):
+        counts.append(lake.run(source()).get("mongo_customers", 0))
+    # strings first, then the ObjectIds (the _id index's order); the last run, the snapshot done, reads the
+    # stream from before the first package: 5 documents and the 4 writes made between the packages
+    assert counts == [10, 10, 9]
+    assert "snapshot_after" not in lake.source_state()
+    assert lake.run(source()).get("mongo_customers", 0) == 0
+
+    live = lake.live()
+    assert set(live) == {str(key) for key in ids} - {"cus_05", "cus_15"}
+    assert live["cus_03"] == "three@v2" and live["cus_20"] == "twenty@v2"
+    assert lake.query("select count(*), count(distinct _id) from bronze.mongo_customers") == [(26, 26)]
