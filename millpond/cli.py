@@ -226,7 +226,9 @@ def publish(ctx: click.Context) -> None:
     from millpond.stages.publish import run_publish
 
     results = run_publish(_settings(ctx))
-    _echo([{"target": result.target, "tables": result.tables, "gold_version": result.gold_version} for result in results])
+    _echo(
+        [{"target": result.target, "tables": result.tables, "gold_version": result.gold_version} for result in results]
+    )
 
 
 @cli.command()

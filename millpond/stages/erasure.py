@@ -85,11 +85,12 @@ def customer_keys(salt: bytes, customer_id: str) -> tuple[str, ...]:
 
 
 def customer_grain_models(settings: Settings) -> set[str]:
-    """``schema.name`` of the models that hold the customer's own records: a grain containing
-    ``customer_id`` and built from the customer document (downstream of ``bronze.mongo_customers``).
+    """``schema.name`` of the models that hold the customer's own records: models whose grain contains
+    ``customer_id`` and that are built from the customer document through such models only
+    (``bronze.mongo_customers`` -> ``silver.stg_customers`` -> ``gold.dim_customers``).
 
-    A customer-grain model built from facts only (``customer_rfm``, from the orders) keeps its row
-    under the surrogate, as its next rebuild from the anonymised facts would make it.
+    A customer-grain model built from facts (``customer_rfm``, from the orders) keeps its row under
+    the surrogate, as its next rebuild from the anonymised facts makes it.
     """
     from sqlglot import exp
 
@@ -98,14 +99,16 @@ def customer_grain_models(settings: Settings) -> set[str]:
 
     ctx = sqlmesh_context(settings)
     try:
-        document = next((fqn for fqn in ctx.models if short_name(fqn) == f"bronze.{CUSTOMERS_TABLE}"), None)
-        from_document = set(ctx.dag.downstream(document)) if document else set()
-        return {
-            short_name(fqn)
-            for fqn, model in ctx.models.items()
-            if fqn in from_document
-            and CUSTOMER_COLUMN in {column.name for grain in model.grains for column in grain.find_all(exp.Column)}
-        }
+        own = {fqn for fqn in ctx.models if short_name(fqn) == f"bronze.{CUSTOMERS_TABLE}"}
+        for fqn in ctx.dag.sorted:
+            model = ctx.models.get(fqn)
+            if model is None or model.kind.is_external:
+                continue
+            parents = set(ctx.dag.graph.get(fqn, ()))
+            grain = {column.name for g in model.grains for column in g.find_all(exp.Column)}
+            if CUSTOMER_COLUMN in grain and parents & own:
+                own.add(fqn)
+        return {short_name(fqn) for fqn in own}
     finally:
         ctx.close()
 

@@ -4,9 +4,10 @@ What a table is decides what happens to its rows of the customer (``keys``: the 
 it takes downstream):
 
 * the customer's own records are deleted: ``bronze.mongo_customers`` (by ``_id``, with any child
-  tables dlt made of it) and every table of a model whose grain contains ``customer_id`` (silver
-  ``stg_customers``, gold ``dim_customers`` with every SCD version, ``customer_rfm``, ...), in every
-  SQLMesh physical schema (``sqlmesh__*``) and every snapshot version;
+  tables dlt made of it) and every table of a model in ``grain`` (the customer-grain models built
+  from the customer document, :func:`millpond.stages.erasure.customer_grain_models`: silver
+  ``stg_customers``, gold ``dim_customers`` with every SCD version), in every SQLMesh physical
+  schema (``sqlmesh__*``) and every snapshot version;
 * every other table with a ``customer_id`` column keeps its rows (their business facts) with the
   key replaced by the request's surrogate; so do Kafka rows whose JSON ``payload`` names the
   customer (``payload.customer_id``) and those keyed by the id (``message_key``), in ``bronze`` and

@@ -8,9 +8,11 @@ interval already built would never reach gold. After each ingest this stage ther
 2. removes, from SQLMesh's state, exactly those intervals of the prod models downstream of the
    changed tables, and records the new watermark: from here the pending work is SQLMesh's own
    record of missing intervals;
-3. plans prod (model changes are applied and backfilled, the missing intervals with them) and
-   runs prod, which fills whatever is still missing. Every batch is recorded as it completes, so a
-   killed run resumes where it stopped, and nothing one step built is built again by the next.
+3. plans prod (model changes are applied and backfilled, and every missing interval due by cron
+   is built with them, upstream before downstream) and runs prod, which fills whatever is still
+   missing. Every batch is recorded as it completes, so a killed run resumes where it stopped, and
+   nothing one step built is built again by the next. A failed batch stays missing, so the next run
+   builds it again (from whatever bronze then holds) before anything downstream of it.
 
 The unit tests run in CI, not here (``MILLPOND_TRANSFORM_UNIT_TESTS`` turns them on). A failed batch
 (a blocking audit, a model error) is named in the error line and recorded in
@@ -107,12 +109,17 @@ def _build(settings: Settings, console: StageConsole, today: date, started: floa
         ctx.run_janitor(ignore_ttl=False)
         report = _invalidate(settings, ctx, today)
         log.info("transform.plan.start", environment=PROD, end=today.isoformat())
+        # run=True: the plan fills every missing interval due by cron, in one pass over the DAG. Without it
+        # SQLMesh caps each model's backfill at the end of its own recorded intervals, so a model whose
+        # latest interval is missing (a failed or invalidated one) would be skipped while the models
+        # downstream of it are rebuilt from its previous table.
         ctx.plan(
             PROD,
             execution_time=execution_time,
             skip_tests=not settings.transform_unit_tests,
             auto_apply=True,
             no_prompts=True,
+            run=True,
         )
         crash_point("transform.plan")
         status = ctx.run(PROD, execution_time=execution_time, skip_janitor=True)
