@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     kafka_max_batch_seconds: float = Field(default=5.0, gt=0)
     # A batch ingest loads each topic's backlog in packages of at most this many batches per topic, so
     # the load's memory is set by this bound, not by the backlog (0: the whole backlog in one package).
-    kafka_batches_per_load: int = Field(default=5, ge=0)
+    kafka_batches_per_load: int = Field(default=20, ge=0)
     # The DuckDB warehouse's memory limit while ingest loads into it, e.g. "1GB" (None: DuckDB's
     # default, 80% of RAM), and its threads (0: DuckDB's default, one per core). dlt's merge
     # jobs spill only in part: too low a limit fails a large load with DuckDB's out-of-memory error.

@@ -161,6 +161,8 @@ def save(
     """Append ``records`` to the quality history (one transaction with the caller's other writes)."""
     con.execute(f"create schema if not exists {META_SCHEMA}")
     con.execute(_DDL)
+    if not records:
+        return
     con.executemany(
         f"insert into {QUALITY_HISTORY} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [

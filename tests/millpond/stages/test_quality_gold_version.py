@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from millpond.stages import gold_version
+from millpond.stages import gold_version, quality
 
 ROWS = [(1, "a", 10.5), (2, "b", None), (3, "c", 0.0)]
 
@@ -72,3 +73,9 @@ def test_approvals_are_for_exactly_one_version(tmp_path: Path, reference: str):
         assert not gold_version.is_approved(fetch, "0" * 64)
         gold_version.revoke(con, reference)
         assert not gold_version.is_approved(fetch, reference)
+
+
+def test_saving_no_results_creates_the_history_and_records_nothing(tmp_path: Path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        quality.save(con, [], run_id="r1", checked_at=datetime.now(UTC), version="v1")
+        assert con.execute(f"select count(*) from {quality.QUALITY_HISTORY}").fetchone() == (0,)

@@ -4,6 +4,8 @@ Superset serving it for the whole session (``superset``, ``api``).
 The schema follows the gold-table contract exactly; the numbers are derived from
 a handful of generated orders and events so the aggregates are consistent with
 each other (revenue excludes cancelled orders, orders counts every status).
+``quality.check_results`` holds three check runs, written by the quality stage's own
+``quality.save`` and copied as publish copies it, so its columns are the real ones.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ import pytest
 import requests
 
 from millpond.settings import Settings
+from millpond.stages import quality
+from millpond.stages.quality import CRITICAL, WARNING, CheckRecord
 from millpond.superset import server
 from tests.support.ports import free_port
 from tests.support.superset import PROJECT_DIR, Instance, api_session
@@ -100,15 +104,66 @@ WHERE c.customer_id = o.customer_id;
 """
 
 
+# Three runs of five checks: run 2 has a critical failure and a warning, run 3 a warning.
+QUALITY_RUNS = [datetime(2025, 3, 8, 6, 0, tzinfo=UTC) + timedelta(days=n, minutes=7 * n) for n in range(3)]
+_QUALITY_OUTCOMES = {  # (table, check, type, severity): [(outcome, measured value) per run]
+    ("gold.fct_orders", "row count", "row_count", CRITICAL): [("pass", 180), ("pass", 195), ("pass", 214)],
+    ("gold.agg_daily_revenue", "row count", "row_count", CRITICAL): [("pass", 7), ("pass", 8), ("pass", 9)],
+    ("gold.fct_orders", "is_cancelled agrees with status", "failed_rows", CRITICAL): [
+        ("pass", 0),
+        ("fail", 3),
+        ("pass", 0),
+    ],
+    ("gold.agg_daily_revenue", "newest order_date is less than 48 hours old (SLA)", "freshness", WARNING): [
+        ("pass", 20),
+        ("warn", 50),
+        ("warn", 74),
+    ],
+    ("gold.fct_orders", "missing", "missing", CRITICAL): [("pass", 0), ("pass", 0), ("pass", 0)],
+}
+
+
+def _fill_quality(con: duckdb.DuckDBPyConnection) -> None:
+    for n, checked_at in enumerate(QUALITY_RUNS):
+        records = [
+            CheckRecord(
+                contract=table.split(".")[1],
+                dataset=table,
+                check_name=check,
+                check_type=check_type,
+                severity=severity,
+                outcome=runs[n][0],
+                measured_value=runs[n][1],
+                threshold="must be 0",
+                column_name="order_id" if check_type == "missing" else None,
+            )
+            for (table, check, check_type, severity), runs in _QUALITY_OUTCOMES.items()
+        ]
+        quality.save(con, records, f"{checked_at:%Y%m%dT%H%M%SZ}-run{n}", checked_at, f"version-{n}")
+    schema = quality.PUBLISHED_AS.split(".")[0]
+    con.execute(f"CREATE SCHEMA {schema}")
+    con.execute(f"CREATE TABLE {quality.PUBLISHED_AS} AS SELECT * FROM {quality.QUALITY_HISTORY}")  # as publish
+    con.execute(f"DROP SCHEMA {quality.QUALITY_HISTORY.split('.')[0]} CASCADE")
+
+
 def build_serving_file(path: Path) -> Decimal:
     """Create (or replace) the serving file at ``path``; return the total revenue."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
         con.execute(_DDL)
         con.execute(_FILL.format(first=FIRST_DAY.isoformat(), days=DAYS))
+        _fill_quality(con)
         row = con.execute("SELECT sum(revenue) FROM gold.agg_daily_revenue").fetchone()
     assert row is not None
     return Decimal(row[0])
+
+
+def check_results(path: Path) -> list[dict[str, Any]]:
+    """Every row of ``quality.check_results``, read back from the serving file (read-only)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        cursor = con.execute(f"SELECT * FROM {quality.PUBLISHED_AS} ORDER BY checked_at, dataset, check_name")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def daily_revenue(path: Path) -> dict[str, Decimal]:
@@ -123,6 +178,7 @@ class GoldServing:
 
     build = staticmethod(build_serving_file)
     daily_revenue = staticmethod(daily_revenue)
+    check_results = staticmethod(check_results)
 
 
 @pytest.fixture(scope="session")

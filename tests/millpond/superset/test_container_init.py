@@ -73,11 +73,11 @@ def test_init_sh_bootstraps_superset_into_postgres_idempotently(tmp_path: Path, 
 
     with psycopg.connect(metadata) as conn:
         users = conn.execute("SELECT username FROM ab_user").fetchall()
-        dashboards = conn.execute("SELECT slug, published FROM dashboards").fetchall()
+        dashboards = conn.execute("SELECT slug, published FROM dashboards ORDER BY slug").fetchall()
         databases = conn.execute("SELECT database_name, sqlalchemy_uri, allow_dml FROM dbs").fetchall()
         charts = conn.execute("SELECT count(*) FROM slices").fetchone()
     assert users == [("ops",)]
-    assert dashboards == [("millpond-shop-overview", True)]
+    assert dashboards == [("millpond-data-quality", True), ("millpond-shop-overview", True)]
     assert databases == [("serving", f"duckdb:///{serving}?{SERVING_OPTIONS}", False)]
-    assert charts == (4,)
+    assert charts == (7,)
     assert not list(home.rglob("*.db"))  # nothing fell back to the SQLite default

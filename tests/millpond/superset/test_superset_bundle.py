@@ -7,12 +7,15 @@ import os
 import runpy
 import shutil
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
 from millpond.settings import Settings
+from millpond.stages import quality
 from millpond.superset import bundle, server
 from millpond.superset.bootstrap import bootstrap, plan_args
 from millpond.superset.errors import SupersetError
@@ -60,20 +63,50 @@ def test_committed_bundle_is_portable_and_consistent() -> None:
         assert "/tmp/" not in text and "/work/" not in text, rel
     for dataset in by_kind["datasets"].values():
         assert dataset["database_uuid"] == database["uuid"]
-        assert dataset["schema"] == "gold"
     for chart in by_kind["charts"].values():
         assert chart["dataset_uuid"] in by_kind["datasets"], chart["slice_name"]
         assert chart["query_context"], f"{chart['slice_name']} has no saved query_context"
-    (dashboard,) = by_kind["dashboards"].values()
-    assert dashboard["dashboard_title"] == "Millpond — Shop overview"
-    placed = {
+    dashboards = {d["dashboard_title"]: d for d in by_kind["dashboards"].values()}
+    assert set(dashboards) == {"Millpond — Shop overview", "Millpond — Data quality"}
+    placed = {title: _placed_charts(dashboard) for title, dashboard in dashboards.items()}
+    assert sorted(uuid for uuids in placed.values() for uuid in uuids) == sorted(by_kind["charts"])
+    tables = {f"{d['schema']}.{d['table_name']}": uuid for uuid, d in by_kind["datasets"].items()}
+    assert set(tables) == {
+        "gold.agg_daily_revenue",
+        "gold.agg_daily_orders_by_status",
+        "gold.agg_daily_events",
+        quality.PUBLISHED_AS,
+    }
+    # The data-quality dashboard charts the published quality history, and nothing else does.
+    for title, uuids in placed.items():
+        on_quality = {by_kind["charts"][uuid]["dataset_uuid"] == tables[quality.PUBLISHED_AS] for uuid in uuids}
+        assert on_quality == {title == "Millpond — Data quality"}, title
+
+
+def _placed_charts(dashboard: dict) -> set[str]:
+    return {
         node["meta"]["uuid"]
         for node in dashboard["position"].values()
         if isinstance(node, dict) and node.get("type") == "CHART"
     }
-    assert placed == set(by_kind["charts"])
-    tables = {d["table_name"] for d in by_kind["datasets"].values()}
-    assert tables == {"agg_daily_revenue", "agg_daily_orders_by_status", "agg_daily_events"}
+
+
+def test_quality_dataset_matches_the_published_quality_history(tmp_path: Path) -> None:
+    """The dataset's columns are those publish copies, and its metrics run on them in DuckDB."""
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        record = quality.CheckRecord("orders", "gold.fct_orders", "row count", "row_count", quality.CRITICAL, "pass", 3)
+        quality.save(con, [record], "run", datetime(2025, 1, 1, tzinfo=UTC), "v")
+        published = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quality.QUALITY_HISTORY}").fetchall()}
+        (dataset,) = [
+            doc
+            for _rel, text in bundle.iter_bundle_files(BUNDLE)
+            if (doc := yaml.safe_load(text)).get("table_name") == quality.PUBLISHED_AS.split(".")[1]
+        ]
+        assert dataset["schema"] == quality.PUBLISHED_AS.split(".")[0]
+        assert {c["column_name"]: c["type"] for c in dataset["columns"]} == published
+        assert dataset["main_dttm_col"] == "checked_at"
+        for metric in dataset["metrics"]:
+            con.execute(f"SELECT {metric['expression']} FROM {quality.QUALITY_HISTORY}").fetchall()
 
 
 def test_render_refuses_a_machine_specific_uri() -> None:
