@@ -6,7 +6,9 @@ What the ingest pipeline's state really holds (``state["sources"][<source>]["res
   documents read at the cursor's instant) and ``quarantined`` (``[_id, <_id>@<version>]`` pairs):
   a customer's document id sits there in clear;
 * MongoDB CDC (``ingest/mongodb/cdc.py``): ``resume_token`` / ``snapshot_token``, whose ``_data``
-  is the server's key string of the event, the changed document's ``_id`` included;
+  is the server's key string of the event, the changed document's ``_id`` included; while an
+  initial snapshot spans several runs, ``snapshot_after`` holds the last snapshotted ``_id``
+  (extended JSON);
 * Kafka: positions and flags only.
 
 The current state is edited in ``pipeline.managed_state(extract_state=True)`` and loaded at once,
@@ -25,6 +27,8 @@ import shutil
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
+
+from bson import json_util
 
 from millpond import logs
 
@@ -61,6 +65,12 @@ def scrub_resource_state(state: MutableMapping[str, Any], matches: Callable[[str
         kept_pairs = [p for p in pairs if not (isinstance(p, list) and p and matches(str(p[0])))]
         removed += len(pairs) - len(kept_pairs)
         state["quarantined"] = kept_pairs
+    after = state.get("snapshot_after")
+    if isinstance(after, str) and matches(str(json_util.loads(after))):
+        # an unfinished snapshot resumes after this _id; without it the snapshot re-reads the
+        # collection from its start (the merge on _id makes that safe), the stream position is kept
+        del state["snapshot_after"]
+        removed += 1
     return removed
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bson import json_util
+
 from millpond.stages.erasure_state import scrub_state, token_time
 
 CUSTOMER = "cus_000042"
@@ -43,3 +45,16 @@ def test_cursor_ids_and_a_token_naming_the_customer_are_removed_others_kept():
 def test_token_time_reads_the_leading_cluster_time():
     assert token_time(_token("x", 123, 4)) == [123, 4]
     assert token_time({"_data": "00"}) is None
+
+
+def test_an_unfinished_snapshot_resuming_after_the_customer_restarts_from_the_beginning():
+    """``snapshot_after`` (extended JSON of the last snapshotted _id) naming the customer is dropped:
+    the snapshot then re-reads the collection from its start, which the merge on _id makes safe."""
+    resource = {"snapshot_done": False, "snapshot_after": json_util.dumps(CUSTOMER), "snapshot_token": {"_data": "x"}}
+    other = {"snapshot_done": False, "snapshot_after": json_util.dumps("cus_000001")}
+    state = {"sources": {"mongodb": {"resources": {"mongo_customers": resource, "mongo_orders": other}}}}
+    assert scrub_state(state, {CUSTOMER}.__contains__, [CUSTOMER]) == 1
+    assert "snapshot_after" not in resource and resource["snapshot_done"] is False
+    assert resource["snapshot_token"] == {"_data": "x"}  # the stream still starts where the snapshot began
+    assert other["snapshot_after"] == json_util.dumps("cus_000001")
+    assert CUSTOMER not in repr(state)
