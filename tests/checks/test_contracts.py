@@ -156,7 +156,7 @@ def test_every_warning_level_check_says_why_beside_it():
         lines = path.read_text().splitlines()
         for number, line in enumerate(lines):
             if line.strip() == "level: warn":
-                above = lines[max(0, number - 14) : number]
+                above = lines[max(0, number - 20) : number]
                 assert any(text.lstrip().startswith("# warn:") for text in above), (
                     f"{path.name}:{number + 1}: a warn-level check without its reason beside it"
                 )

@@ -106,9 +106,9 @@ def test_mongod_restarted_mid_read_is_ridden_out_and_the_next_run_is_exact(shop:
     pages: list[Any] = []
     configured = ingest_stage.configured_mongo_source
 
-    def with_restart(settings: Settings) -> Any:
+    def with_restart(settings: Settings, collections: Any = None) -> Any:
         """The stage's MongoDB source; mongod restarts after its second page of orders, server cursors open."""
-        source = configured(settings)
+        source = configured(settings, collections)
 
         def step(item: Any) -> Any:
             pages.append(item)

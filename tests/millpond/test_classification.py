@@ -181,7 +181,10 @@ def test_the_salt_comes_from_the_setting_and_is_never_shown(tmp_path: Path) -> N
     assert not cfg.pii_salt_file.exists()
 
 
-def test_without_the_setting_a_salt_is_generated_once_private_and_reused(tmp_path: Path) -> None:
+def test_without_the_setting_a_salt_is_generated_once_private_and_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MILLPOND_PII_SALT", raising=False)  # `make test` exports a test salt
     cfg = Settings(data_dir=tmp_path)
     first = cfg.sqlmesh_env()["MILLPOND_PII_SALT"]
     assert len(first) == 64
