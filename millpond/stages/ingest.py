@@ -49,6 +49,9 @@ from millpond.stages.landed_policies import apply_landed_policies
 
 log = logs.get(__name__)
 PIPELINE_NAME = "millpond_ingest"
+# dlt's load jobs run one at a time: concurrent jobs on the one warehouse each hold their own DuckDB
+# query memory beside the others, so the load's peak would add up over the tables of a package (ADR 0019).
+LOAD_WORKERS = 1
 KAFKA_SOURCE = "kafka"
 MONGO_SOURCE = "mongodb"
 
@@ -106,16 +109,17 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
 
     Intermediate files are not compressed (the disk is local and gzip costs more than it saves),
     Arrow items get dlt's ``_dlt_load_id``/``_dlt_id`` columns (the Kafka source's
-    ``ARROW_NORMALIZER_CONFIG``), a DuckDB warehouse loads within :func:`duckdb_config`, and dlt
-    does not intercept SIGTERM/SIGINT: the follower handles them between batches. The options
-    are set for this pipeline only (dlt config keys under its name), not for every dlt pipeline
-    in the process.
+    ``ARROW_NORMALIZER_CONFIG``), a DuckDB warehouse loads within :func:`duckdb_config`, one
+    load job at a time (``LOAD_WORKERS``), and dlt does not intercept SIGTERM/SIGINT: the
+    follower handles them between batches. The options are set for this pipeline only (dlt
+    config keys under its name), not for every dlt pipeline in the process.
     """
     settings.dlt_dir.mkdir(parents=True, exist_ok=True)
     options = {
         "data_writer.disable_compression": True,
         **ARROW_NORMALIZER_CONFIG,
         "destination.duckdb.credentials.global_config": duckdb_config(settings),
+        "load.workers": LOAD_WORKERS,
     }
     for key, value in options.items():
         dlt.config[f"{PIPELINE_NAME}.{key}"] = value
@@ -135,10 +139,11 @@ def duckdb_config(settings: Settings) -> dict[str, Any]:
     """The DuckDB settings of dlt's connections to the warehouse while it loads.
 
     Insertion order need not be kept (every landed table has its own order columns), which
-    lets DuckDB stream inserts instead of buffering them. ``duckdb_memory_limit``, when set,
-    bounds DuckDB's memory (its default is 80% of the machine's); the copy and merge jobs spill
-    to ``<warehouse>.tmp`` beyond it, but not every part of a merge can, so the limit must hold
-    the largest load.
+    lets DuckDB stream inserts instead of buffering them. ``duckdb_memory_limit`` bounds
+    DuckDB's memory (unset: DuckDB's default, 80% of the machine's) and ``duckdb_threads`` its
+    threads (0: one per core); the copy and merge jobs spill to DuckDB's temp directory,
+    ``<warehouse>.tmp`` inside the data dir, beyond the limit, but not every part of a merge
+    can, so the limit must hold the largest load package.
     """
     config: dict[str, Any] = {"preserve_insertion_order": False}
     if settings.duckdb_memory_limit:

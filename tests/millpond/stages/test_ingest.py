@@ -432,6 +432,38 @@ def test_the_duckdb_settings_reach_the_connections_dlt_loads_with(tmp_path: Path
     assert (limit, threads, ordered) == ("286.1 MiB", 1, False)
 
 
+def test_by_default_the_warehouse_loads_with_bounded_memory_on_one_thread(tmp_path: Path):
+    with make_pipeline(Settings(data_dir=tmp_path)).sql_client() as client:
+        limit, threads, temp_dir = client.execute_sql(
+            "select current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')"
+        )[0]
+    assert (limit, threads) == ("244.1 MiB", 1)
+    assert Path(temp_dir).is_relative_to(tmp_path)  # DuckDB spills inside the data dir
+
+
+def test_load_jobs_run_one_at_a_time(make_settings, monkeypatch: pytest.MonkeyPatch):
+    from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
+
+    running, most = [0], [0]
+    copy = DuckDbCopyJob.run
+
+    def observed(job: DuckDbCopyJob) -> None:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for a parallel load to start its other jobs meanwhile
+            copy(job)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(DuckDbCopyJob, "run", observed)
+    cfg = make_settings()
+    _generate(cfg, date(2026, 3, 3))
+    report = run_ingest(cfg)
+    assert len([t for t, n in report.rows.items() if n]) > 2  # several tables, so several jobs to run
+    assert most[0] == 1
+
+
 def test_a_commit_failure_after_a_good_load_is_a_warning(make_settings):
     cfg = make_settings()
     produced = _generate(cfg, date(2026, 3, 3)).messages
