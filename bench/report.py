@@ -226,6 +226,10 @@ The transform stage's costs (one more day after 30 and 365 days of history; a fu
 one-pass query) are on their own page, [benchmarks/transform.md](benchmarks/transform.md), written by
 `python -m bench.transform_cost`, which `make bench` runs after this page.
 
+The Kafka source's extract alone (contract check and Arrow batches per page, against a bare
+`json.loads` loop) is on [benchmarks/kafka_extract.md](benchmarks/kafka_extract.md), written by hand
+from `python -m bench.kafka_extract`.
+
 {report_volume.markdown(results, rel)}
 ## Small-scale ratios ({small})
 

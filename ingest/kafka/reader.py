@@ -27,7 +27,7 @@ import dlt
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from ingest.dead_letter import HINTS as DEAD_LETTER_HINTS
-from ingest.kafka.contracts import DEFAULT_MAX_FUTURE_SKEW_S, EdgeCheck
+from ingest.kafka.contracts import DEFAULT_MAX_FUTURE_SKEW_S, EdgeCheck, Envelope
 from ingest.kafka.helpers import KafkaCredentials, KafkaSourceError, SourceConsumer, TopicRecreated
 from ingest.kafka.rows import LandedBatch, kafka_dead_letter
 
@@ -166,6 +166,105 @@ def _starts_at_first_offset(source: SourceConsumer, topic: str, partition: int, 
     return True
 
 
+class Extract:
+    """The landed rows and dead letters of the messages of one topic read since the last :meth:`reset`.
+
+    :meth:`take` checks one ``consume()`` page against the stream's contracts: each message
+    first through the compiled fast path (:meth:`EdgeCheck.envelope`), the ones it passes on
+    through the full check, which lands them or gives their dead-letter reason. It also handles
+    the page's events (end of partition, errors) and the messages stored positions point after.
+    """
+
+    def __init__(self, stream: str, topic: str, options: ReadOptions, ingested_at: datetime) -> None:
+        self.stream, self.topic, self.options, self.ingested_at = stream, topic, options, ingested_at
+        self.reset()
+
+    def reset(self) -> None:
+        self.batch = LandedBatch(self.topic, self.ingested_at)
+        self.dead: list[dict[str, Any]] = []
+        self.dead_bytes = 0
+        self.last: dict[int, Message] = {}  # partition -> the last message taken
+
+    @property
+    def messages(self) -> int:
+        return len(self.batch) + len(self.dead)
+
+    @property
+    def nbytes(self) -> int:
+        return self.batch.nbytes + self.dead_bytes
+
+    def take(self, messages: list[Message], to_verify: dict[int, dict[str, Any]], pending: set[int]) -> None:
+        """Check and collect ``messages``; end-of-partition events discard their partition from ``pending``."""
+        options, batch, last = self.options, self.batch, self.last
+        now = datetime.now(UTC)
+        gate = EdgeCheck(
+            self.stream,
+            now=now,
+            earliest=options.earliest_event_time,
+            max_future_skew_s=options.max_future_skew_s,
+            max_bytes=options.max_message_bytes,
+            schema_dir=options.schema_dir,
+        )
+        if to_verify or any([msg.error() is not None for msg in messages]):
+            taken = [msg for msg in messages if not self._event(msg, to_verify, pending)]
+        else:
+            taken = messages
+        values = [msg.value() or b"" for msg in taken]
+        envelope_of = gate.envelope
+        envelopes = [envelope_of(raw) for raw in values]
+        if None in envelopes:
+            for i, envelope in enumerate(envelopes):
+                if envelope is None:
+                    envelopes[i] = self._slow(gate, taken[i], values[i], now)
+            good = [i for i, envelope in enumerate(envelopes) if envelope is not None]
+            landed = [envelope for envelope in envelopes if envelope is not None]
+            batch.extend([taken[i] for i in good], [values[i] for i in good], landed)
+        else:
+            batch.extend(taken, values, envelopes)  # type: ignore[arg-type]  # no None among them
+        last.update({msg.partition(): msg for msg in taken})  # type: ignore[misc]
+
+    def _event(self, msg: Message, to_verify: dict[int, dict[str, Any]], pending: set[int]) -> bool:
+        """Whether ``msg`` is an event or the message a stored position points after (then handled here)."""
+        if msg.error() is None and not (to_verify and msg.partition() in to_verify):
+            return False
+        _event_message(self.topic, msg, to_verify, pending)
+        return True
+
+    def _slow(self, gate: EdgeCheck, msg: Message, raw: bytes, now: datetime) -> Envelope | None:
+        """The full check of a message the fast path passed on: its envelope, or None when it is dead-lettered."""
+        event, problem = gate.check(raw)
+        if event is not None:
+            return event.event_id, event.event_type, event.event_ts.isoformat(), event.schema_version
+        assert problem is not None
+        partition, offset, ts_ms = int(msg.partition() or 0), int(msg.offset() or 0), msg.timestamp()[1]
+        self.dead.append(
+            kafka_dead_letter(self.topic, partition, offset, msg.key(), ts_ms, msg.headers(), raw, problem, now)
+        )
+        self.dead_bytes += len(raw)
+        return None
+
+
+def _event_message(topic: str, msg: Message, to_verify: dict[int, dict[str, Any]], pending: set[int]) -> None:
+    """Handle an event (end of partition, an error) or the message a stored position points after."""
+    partition = int(msg.partition() or 0)
+    error = msg.error()
+    if error is None:
+        verify_position(topic, msg, to_verify.pop(partition))
+        return
+    code = error.code()
+    if code == KafkaError._PARTITION_EOF:
+        if partition in to_verify:
+            expected = int(to_verify[partition]["offset"]) - 1
+            raise TopicRecreated(topic, partition, f"it ends before offset {expected}, the last one read")
+        pending.discard(partition)
+        return
+    if code in LOST_OFFSET_CODES:
+        expected = int(to_verify.get(partition, {"offset": 1})["offset"]) - 1
+        detail = f"offset {expected}, the last one read, is gone ({error.str()})"
+        raise TopicRecreated(topic, partition, detail)
+    raise KafkaSourceError(f"reading Kafka topic {topic} partition {partition} failed: {error.str()}")
+
+
 def _read(
     source: SourceConsumer,
     stream: str,
@@ -178,22 +277,16 @@ def _read(
 ) -> Generator[Any, None, bool]:
     """The batches of :func:`read_topic`; returns whether every partition was read to its end."""
     consumer = source.consumer
-    ingested_at = datetime.now(UTC)
-    earliest = options.earliest_event_time
-    skew = options.max_future_skew_s
-    limit = options.max_message_bytes
-    batch = LandedBatch(topic, ingested_at)
-    dead: list[dict[str, Any]] = []
-    dead_bytes = 0
-    last: dict[int, Message] = {}
+    extract = Extract(stream, topic, options, datetime.now(UTC))
     batch_started = last_progress = time.monotonic()
     chunk = max(1, min(CONSUME_CHUNK, options.max_batch_messages))
     batches = 0
 
     def flush() -> Iterator[Any]:
-        nonlocal batch, dead, dead_bytes, last, batch_started, batches
-        for partition, msg in last.items():
+        nonlocal batch_started, batches
+        for partition, msg in extract.last.items():
             positions[str(partition)] = position_of(msg)
+        batch, dead = extract.batch, extract.dead
         if len(batch) or dead:
             batches += 1
         if len(batch):
@@ -201,11 +294,11 @@ def _read(
         if dead:
             yield dlt.mark.with_hints(dead, DEAD_LETTER_HINTS, create_table_variant=True)
         log.debug("kafka.batch", extra={"topic": topic, "rows": len(batch), "dead_letters": len(dead)})
-        batch, dead, dead_bytes, last = LandedBatch(topic, ingested_at), [], 0, {}
+        extract.reset()
         batch_started = time.monotonic()
 
     while pending:
-        room = options.max_batch_messages - len(batch) - len(dead)
+        room = options.max_batch_messages - extract.messages
         messages = consumer.consume(num_messages=max(1, min(chunk, room)), timeout=POLL_S)
         now_mono = time.monotonic()
         if not messages:
@@ -214,46 +307,10 @@ def _read(
                 raise source.unreachable(f"no message or end-of-partition from {topic} partitions {sorted(pending)}")
             continue
         last_progress = now_mono
-        now = datetime.now(UTC)
-        check = EdgeCheck(
-            stream, now=now, earliest=earliest, max_future_skew_s=skew, max_bytes=limit, schema_dir=options.schema_dir
-        ).check
-        add = batch.add
-        for msg in messages:
-            partition = int(msg.partition() or 0)
-            error = msg.error()
-            if error is not None:
-                code = error.code()
-                if code == KafkaError._PARTITION_EOF:
-                    if partition in to_verify:
-                        expected = int(to_verify[partition]["offset"]) - 1
-                        raise TopicRecreated(topic, partition, f"it ends before offset {expected}, the last one read")
-                    pending.discard(partition)
-                    continue
-                if code in LOST_OFFSET_CODES:
-                    expected = int(to_verify.get(partition, {"offset": 1})["offset"]) - 1
-                    detail = f"offset {expected}, the last one read, is gone ({error.str()})"
-                    raise TopicRecreated(topic, partition, detail)
-                raise KafkaSourceError(f"reading Kafka topic {topic} partition {partition} failed: {error.str()}")
-            if partition in to_verify:
-                verify_position(topic, msg, to_verify.pop(partition))
-                continue
-            raw = msg.value() or b""
-            offset = int(msg.offset() or 0)
-            event, problem = check(raw)
-            _kind, ts_ms = msg.timestamp()
-            if event is not None:
-                add(partition, offset, msg.key(), ts_ms, raw, event)
-            else:
-                assert problem is not None
-                dead.append(
-                    kafka_dead_letter(topic, partition, offset, msg.key(), ts_ms, msg.headers(), raw, problem, now)
-                )
-                dead_bytes += len(raw)
-            last[partition] = msg
+        extract.take(messages, to_verify, pending)
         if (
-            len(batch) + len(dead) >= options.max_batch_messages
-            or batch.nbytes + dead_bytes >= options.max_batch_bytes
+            extract.messages >= options.max_batch_messages
+            or extract.nbytes >= options.max_batch_bytes
             or now_mono - batch_started >= options.max_batch_seconds
         ):
             yield from flush()

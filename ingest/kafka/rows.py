@@ -8,16 +8,21 @@ position keeps the row landed first (ADR 0014).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import Message
 
 from ingest.dead_letter import dead_letter_row, kafka_headers
-from ingest.kafka.contracts import EPOCH, MICROSECOND, Event, Problem
+from ingest.kafka.contracts import Envelope, Event, Problem
 
 PRIMARY_KEY = ("topic", "partition", "offset")
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 # Of copies of one position in one load (a load job that ran twice), the one kept: the first read.
 SURVIVOR_ORDER = ("_ingested_at",)
 ENVELOPE_COLUMNS: dict[str, Any] = {
@@ -79,10 +84,10 @@ class LandedBatch:
         self._partition: list[int] = []
         self._offset: list[int] = []
         self._key: list[bytes | None] = []  # as read; text in to_arrow
-        self._ts: list[int | None] = []
+        self._ts: list[int | None] = []  # ms since the epoch, as read; null unless > 0 in to_arrow
         self._event_id: list[str] = []
         self._event_type: list[str] = []
-        self._event_ts: list[int] = []  # microseconds since the epoch
+        self._event_ts: list[str] = []  # ISO-8601 with a time zone, as checked; UTC in to_arrow
         self._version: list[int] = []
         self._payload: list[bytes] = []
 
@@ -94,14 +99,29 @@ class LandedBatch:
         self._partition.append(partition)
         self._offset.append(offset)
         self._key.append(key or None)
-        self._ts.append(ts_ms if ts_ms and ts_ms > 0 else None)
+        self._ts.append(ts_ms)
         self._event_id.append(event.event_id)
         self._event_type.append(event.event_type)
-        micros = event.event_ts_us
-        self._event_ts.append((event.event_ts - EPOCH) // MICROSECOND if micros is None else micros)
+        self._event_ts.append(event.event_ts.isoformat())
         self._version.append(event.schema_version)
         self._payload.append(raw)
         self.nbytes += len(raw)
+
+    def extend(self, messages: Sequence[Message], values: Sequence[bytes], envelopes: Sequence[Envelope]) -> None:
+        """Valid messages, column by column: ``values[i]`` and ``envelopes[i]`` belong to ``messages[i]``."""
+        if not messages:
+            return
+        self._partition += [msg.partition() for msg in messages]  # type: ignore[misc]  # messages, not events
+        self._offset += [msg.offset() for msg in messages]  # type: ignore[misc]
+        self._key += [msg.key() or None for msg in messages]
+        self._ts += [msg.timestamp()[1] for msg in messages]
+        event_ids, event_types, event_ts, versions = zip(*envelopes, strict=True)
+        self._event_id += event_ids
+        self._event_type += event_types
+        self._event_ts += event_ts
+        self._version += versions
+        self._payload += values
+        self.nbytes += sum(map(len, values))
 
     def to_arrow(self) -> pa.Table:
         n = len(self)
@@ -110,15 +130,32 @@ class LandedBatch:
             pa.array(self._partition, pa.int64()),
             pa.array(self._offset, pa.int64()),
             self._keys(),
-            pa.array(self._ts, pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC")),
+            self._message_ts(),
             pa.array(self._event_id, pa.string()),
             pa.array(self._event_type, pa.string()),
-            pa.array(self._event_ts, pa.timestamp("us", tz="UTC")),
+            self._event_times(),
             pa.array(self._version, pa.int64()),
             pa.array(self._payload, pa.binary()).cast(pa.string()),  # validated UTF-8 already
             pa.repeat(pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC")), n),
         ]
         return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
+
+    def _event_times(self) -> pa.Array:
+        """The event times in UTC: Arrow's cast in bulk when every one is RFC 3339, else Python's parser one by one.
+
+        For that strict shape both parsers read the same instant; other ISO-8601 forms that
+        ``datetime.fromisoformat`` accepts (and the contract check used) are parsed by it again.
+        """
+        text = pa.array(self._event_ts, pa.string())
+        if len(text) and pc.all(pc.match_substring_regex(text, RFC3339)).as_py():
+            return text.cast(UTC_MICROS)
+        return pa.array([datetime.fromisoformat(value) for value in self._event_ts], UTC_MICROS)
+
+    def _message_ts(self) -> pa.Array:
+        """The record timestamps; null where the broker has none (absent, or not after the epoch)."""
+        ts = pa.array(self._ts, pa.int64())
+        ts = pc.if_else(pc.greater(ts, 0), ts, pa.scalar(None, pa.int64()))
+        return ts.cast(pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC"))
 
     def _keys(self) -> pa.Array:
         """The keys as text: cast in bulk, or decoded one by one with replacement when one is not UTF-8."""

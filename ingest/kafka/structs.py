@@ -1,7 +1,10 @@
 """The fast path of a contract: a msgspec Struct compiled from the stream's JSON Schema.
 
-``msgspec.convert(event, struct)`` checks a decoded message in compiled code first; the
-generated fastjsonschema function sees only the messages it refuses. The JSON Schema stays the
+``FastPath.wire.decode(raw)`` parses and checks a message's bytes in one compiled step, with a
+second Struct of the same fields that refuses any field the schema does not name (a field
+msgspec skips is not checked as strictly as orjson parses it, so such a message takes the
+slow path); ``msgspec.convert(event, struct)`` checks an already decoded message. The
+generated fastjsonschema function sees only the messages both refuse. The JSON Schema stays the
 contract: the Struct is built from it, for the keywords below only, and a schema that uses any other
 keyword gets no fast path (every message then goes to fastjsonschema). The fast path may only
 ever be stricter than the schema, never looser: a message it refuses is checked again, and
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -28,6 +33,7 @@ FIELD_KEYWORDS = ANNOTATIONS | {"type", "pattern", "enum", "const", "minimum", "
 # JSON Schema's ``$`` ends the string; Python's also matches before a final newline (as fastjsonschema does).
 DOLLAR = re.compile(r"(?<!\\)\$")
 NOT_BLANK = r"\S"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,19 @@ class FastPath:
 
     struct: type[msgspec.Struct]
     not_blank: tuple[str, ...]
+    wire: msgspec.json.Decoder[Any]  # bytes -> a Struct with only the schema's fields, absent ones UNSET
+
+    @property
+    def not_blank_values(self) -> Callable[[Any], tuple[Any, ...]] | None:
+        """A function of a decoded wire Struct: the values of the fields that must not be blank (None: no such field).
+
+        A value is blank when ``not value.strip()``: ``str.strip`` removes exactly the characters
+        ``str.isspace`` calls whitespace.
+        """
+        names = self.not_blank
+        if not names:
+            return None
+        return attrgetter(*names) if len(names) > 1 else attrgetter(names[0], names[0])  # always a tuple
 
     def accepts(self, event: dict[str, Any]) -> bool:
         """True when the schema surely accepts ``event``; False says only "ask fastjsonschema"."""
@@ -73,8 +92,9 @@ def _float_meta(field: dict[str, Any]) -> msgspec.Meta:
 
 
 def _int_meta(field: dict[str, Any]) -> msgspec.Meta:
-    low = math.ceil(field["minimum"]) if "minimum" in field else None
-    high = math.floor(field["maximum"]) if "maximum" in field else None
+    """The schema's bounds, within the 64-bit range orjson parses as an exact int (beyond it: the slow path)."""
+    low = max(math.ceil(field["minimum"]), INT64_MIN) if "minimum" in field else INT64_MIN
+    high = min(math.floor(field["maximum"]), INT64_MAX) if "maximum" in field else INT64_MAX
     return msgspec.Meta(ge=low, le=high)
 
 
@@ -126,4 +146,7 @@ def fast_path(schema: dict[str, Any], name: str) -> FastPath | None:
     except Unsupported:
         return None
     not_blank = tuple(key for key, field in properties.items() if field.get("pattern") == NOT_BLANK)
-    return FastPath(msgspec.defstruct(name, fields, kw_only=True), not_blank)
+    # an absent optional field is UNSET on the wire Struct, so that it differs from an explicit null
+    wire_fields = [(key, kind, msgspec.UNSET) if key not in required else (key, kind) for key, kind, *_ in fields]
+    wire = msgspec.defstruct(f"{name}_wire", wire_fields, kw_only=True, forbid_unknown_fields=True)
+    return FastPath(msgspec.defstruct(name, fields, kw_only=True), not_blank, msgspec.json.Decoder(wire))
