@@ -15,9 +15,6 @@ UV := $(TOOLS_VENV)/bin/uv
 export RUNTIME__DLTHUB_TELEMETRY := false
 export SODA_CORE_TELEMETRY_ENABLED := false
 export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := true
-# `sqlmesh test` and `sqlmesh lint` load the project without Settings: a fixed, non-secret salt for
-# the PII macros (macros/pii.py). A real MILLPOND_PII_SALT in the environment wins.
-export MILLPOND_PII_SALT ?= unit-test-salt
 
 .PHONY: help
 help: ## list targets
@@ -87,6 +84,11 @@ demo: setup $(DEMO_ENV) ## services → generate → run → Superset on 127.0.0
 
 .PHONY: test
 test: setup lint lint-infra test-sqlmesh test-python ## every check CI runs
+
+# `sqlmesh test` and `sqlmesh lint` load the project without Settings: a fixed, non-secret salt for
+# the PII macros (macros/pii.py), for these targets only (the demo and the pipeline generate or take
+# a real one). A real MILLPOND_PII_SALT in the environment wins.
+lint test-sqlmesh: export MILLPOND_PII_SALT ?= unit-test-salt
 
 .PHONY: test-sqlmesh
 test-sqlmesh: ## SQLMesh unit tests (in-memory DuckDB)
