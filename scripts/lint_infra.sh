@@ -51,6 +51,7 @@ MILLPOND_SUPERSET_SECRET_KEY=validation-only-secret-key
 MILLPOND_SUPERSET_ADMIN_PASSWORD=validation-only
 MILLPOND_CUBE_API_SECRET=validation-only
 MILLPOND_CUBE_DB_PASSWORD=validation-only
+MILLPOND_PII_SALT=validation-only
 ENV
   "${VBIN}/docker-compose" -f docker-compose.yml --env-file "${WORK}/compose.env" config --quiet
 }
