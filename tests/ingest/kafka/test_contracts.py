@@ -10,9 +10,8 @@ import pytest
 from ingest.kafka import contracts
 from ingest.kafka.contracts import validate
 from ingest.vocabulary import EVENT_TYPES
-from millpond.generator.model import GeneratorConfig, ShopModel
 from millpond.generator.poison import KAFKA_POISON_KINDS, KEY_FIELD, kafka_value
-from tests.support.kafka_events import EARLIEST, GOOD, NOW
+from tests.support.kafka_events import EARLIEST, GOOD, NOW, generator_messages
 
 POISON_CLASS = {
     "invalid_utf8": "json.invalid",
@@ -48,12 +47,7 @@ def test_a_good_event_passes_with_its_parsed_time_and_version(stream):
 
 
 def test_every_event_the_generator_makes_meets_its_contract():
-    model = ShopModel(GeneratorConfig(duplicate_rate=0, malformed_rate=0, drift_rate=0.5), step_seed=7, clock=NOW)
-    products = [model.product(n, datetime(2026, 1, 1, tzinfo=UTC)) for n in range(1, 6)]
-    order = model.order(1, datetime(2026, 2, 1, tzinfo=UTC), "cus_000001", products)
-    messages = model.lifecycle_events(order, model.advance(order, NOW))
-    for n in range(20):
-        messages += model.clickstream(f"sess{n}", datetime(2026, 2, 1, 12, tzinfo=UTC), None, ["prd_0001"], "ord_1")
+    messages = generator_messages(step_seed=7)
     assert {m.topic_key for m in messages} == {"clickstream", "payments", "shipments"}
     assert {json.loads(m.value).get("schema_version") for m in messages if m.topic_key == "clickstream"} == {1, 2}
     for message in messages:

@@ -19,9 +19,8 @@ from ingest.kafka import contracts
 from ingest.kafka.contracts import EdgeCheck, validate
 from ingest.kafka.reader import Extract, ReadOptions
 from ingest.kafka.rows import RFC3339, LandedBatch
-from millpond.generator.model import GeneratorConfig, ShopModel
 from millpond.generator.poison import KAFKA_POISON_KINDS, kafka_value
-from tests.support.kafka_events import EARLIEST, GOOD, NOW
+from tests.support.kafka_events import EARLIEST, GOOD, NOW, generator_messages
 
 MAX_BYTES = 1024
 TIMES = [
@@ -88,12 +87,7 @@ def test_the_fast_path_on_bytes_is_never_looser_than_the_full_check(stream):
 
 
 def test_the_fast_path_takes_every_event_the_generator_makes():
-    model = ShopModel(GeneratorConfig(duplicate_rate=0, malformed_rate=0, drift_rate=0.5), step_seed=5, clock=NOW)
-    products = [model.product(n, datetime(2026, 1, 1, tzinfo=UTC)) for n in range(1, 6)]
-    order = model.order(1, datetime(2026, 2, 1, tzinfo=UTC), "cus_000001", products)
-    messages = model.lifecycle_events(order, model.advance(order, NOW))
-    for n in range(20):
-        messages += model.clickstream(f"sess{n}", datetime(2026, 2, 1, 12, tzinfo=UTC), None, ["prd_0001"], "ord_1")
+    messages = generator_messages(step_seed=5)
     assert {m.topic_key for m in messages} == {"clickstream", "payments", "shipments"}
     for message in messages:
         assert _gate(message.topic_key).envelope(message.value) is not None, message.value
