@@ -9,9 +9,10 @@ which dlt commits with the load package: a crashed run re-reads the same message
 merge on ``(topic, partition, offset)`` keeps that idempotent. A stored position is checked
 against the message it was taken from, so a recreated topic stops the run (TopicRecreated).
 
-The source changes no global configuration. Its Arrow batches get dlt's ``_dlt_load_id`` and
-``_dlt_id`` columns only from a pipeline whose parquet normalizer is asked for them: set
-:data:`ARROW_NORMALIZER_CONFIG` for the pipeline that runs it (the ingest stage does).
+The source changes no global configuration. Its Arrow batches carry dlt's ``_dlt_id`` row ids
+themselves, so dlt loads their files as extracted, and get the ``_dlt_load_id`` column only from a
+pipeline whose normalizer is asked for it: set :data:`ARROW_NORMALIZER_CONFIG` for the pipeline
+that runs it (the ingest stage does).
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ __all__ = [
     "topic_messages",
 ]
 
-# dlt config keys (relative: prefix a pipeline name to scope them to that pipeline) that make
-# the parquet normalizer add dlt's row columns to Arrow items; the staging models read ``_dlt_load_id``.
+# dlt config keys (relative: prefix a pipeline name to scope them to that pipeline) that make dlt add
+# ``_dlt_load_id`` to Arrow items as they are extracted (the staging models read it), and not add
+# ``_dlt_id`` (the batches have their own), which would make the normalizer rewrite every file.
 ARROW_NORMALIZER_CONFIG = {
     "normalize.parquet_normalizer.add_dlt_load_id": True,
-    "normalize.parquet_normalizer.add_dlt_id": True,
+    "normalize.parquet_normalizer.add_dlt_id": False,
 }
 
 

@@ -8,6 +8,8 @@ position keeps the row landed first (ADR 0014).
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +27,11 @@ UTC_MICROS = pa.timestamp("us", tz="UTC")
 RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 # Of copies of one position in one load (a load job that ran twice), the one kept: the first read.
 SURVIVOR_ORDER = ("_ingested_at",)
+# dlt's row id column: the batches carry it, random like dlt's own ids (18 bytes, 24 base64 characters), so
+# dlt's normalizer need not rewrite every extracted file to add it.
+ROW_ID = "_dlt_id"
+ROW_ID_BYTES = 18
+ROW_ID_HINT = {"data_type": "text", "nullable": False, "unique": True, "row_key": True}
 ENVELOPE_COLUMNS: dict[str, Any] = {
     "topic": {"data_type": "text"},
     "partition": {"data_type": "bigint"},
@@ -51,6 +58,7 @@ ARROW_SCHEMA = pa.schema(
         ("schema_version", pa.int64()),
         ("payload", pa.string()),
         ("_ingested_at", pa.timestamp("us", tz="UTC")),
+        pa.field(ROW_ID, pa.string(), nullable=False),
     ]
 )
 
@@ -61,8 +69,16 @@ def table_hints(table_name: str) -> Any:
         table_name=table_name,
         primary_key=list(PRIMARY_KEY),
         write_disposition={"disposition": "merge", "strategy": "insert-only"},
-        columns=ENVELOPE_COLUMNS,
+        columns={**ENVELOPE_COLUMNS, ROW_ID: ROW_ID_HINT},
     )
+
+
+def row_ids(n: int) -> pa.Array:
+    """``n`` random row ids (crypto-grade, base64) as one Arrow string array, with no Python string per row."""
+    width = ROW_ID_BYTES * 4 // 3
+    data = base64.b64encode(secrets.token_bytes(ROW_ID_BYTES * n))
+    offsets = pa.array(range(0, width * (n + 1), width), pa.int32())
+    return pa.StringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(data))
 
 
 def decode_key(key: bytes | None) -> str | None:
@@ -137,6 +153,7 @@ class LandedBatch:
             pa.array(self._version, pa.int64()),
             pa.array(self._payload, pa.binary()).cast(pa.string()),  # validated UTF-8 already
             pa.repeat(pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC")), n),
+            row_ids(n),
         ]
         return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
 

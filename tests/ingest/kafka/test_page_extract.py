@@ -8,6 +8,7 @@ full check reads, and dead-letters the rest with exactly the reasons ``validate`
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from datetime import UTC, datetime
@@ -15,10 +16,10 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import Message
 
-from ingest.kafka import contracts
+from ingest.kafka import ARROW_NORMALIZER_CONFIG, contracts
 from ingest.kafka.contracts import EdgeCheck, validate
 from ingest.kafka.reader import Extract, ReadOptions
-from ingest.kafka.rows import RFC3339, LandedBatch
+from ingest.kafka.rows import RFC3339, ROW_ID, ROW_ID_BYTES, LandedBatch, row_ids
 from millpond.generator.poison import KAFKA_POISON_KINDS, kafka_value
 from tests.support.kafka_events import EARLIEST, GOOD, NOW, generator_messages
 
@@ -173,3 +174,17 @@ def test_an_integer_field_beyond_64_bits_takes_the_full_check(tmp_path):
         if gate.envelope(raw) is not None:
             assert gate.check(raw)[1] is None, parcels
     assert gate.envelope(("{" + body + ', "parcels": 3}').encode()) is not None
+
+
+def test_each_landed_row_gets_its_own_row_id_so_dlt_loads_the_file_as_extracted():
+    batch = LandedBatch("shop.payments", NOW)
+    n = 5_000
+    envelopes = [("e", "payment_captured", "2026-03-01T10:00:00Z", 1)] * n
+    batch.extend([_message("payments", i, b"{}") for i in range(n)], [b"{}"] * n, envelopes)
+    ids = batch.to_arrow().column(ROW_ID)
+    assert ids.null_count == 0
+    values = ids.to_pylist()
+    assert len(set(values)) == n
+    assert all(len(value) == ROW_ID_BYTES * 4 // 3 and base64.b64decode(value) for value in values)
+    assert ARROW_NORMALIZER_CONFIG["normalize.parquet_normalizer.add_dlt_id"] is False
+    assert row_ids(0).to_pylist() == []

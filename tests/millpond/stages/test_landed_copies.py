@@ -20,7 +20,7 @@ from psycopg import sql as psql
 from pydantic import SecretStr
 
 from ingest.dead_letter import dead_letter
-from ingest.kafka.rows import ARROW_SCHEMA, table_hints
+from ingest.kafka.rows import ARROW_SCHEMA, ROW_ID, row_ids, table_hints
 from millpond.services import PostgresCluster
 from millpond.settings import Settings
 from millpond.stages.destination import landed_client
@@ -48,7 +48,9 @@ def _clicks(offsets: range) -> Any:
         }
         for n in offsets
     ]
-    return dlt.mark.with_hints(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), table_hints("kafka_clickstream"))
+    landed = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA.remove(ARROW_SCHEMA.get_field_index(ROW_ID)))
+    table = landed.append_column(ARROW_SCHEMA.field(ROW_ID), row_ids(len(rows)))
+    return dlt.mark.with_hints(table, table_hints("kafka_clickstream"))
 
 
 def _load(cfg: Settings, offsets: range, dead_offset: int) -> str:
