@@ -31,7 +31,7 @@ SURVIVOR_ORDER = ("_ingested_at",)
 # dlt's normalizer need not rewrite every extracted file to add it.
 ROW_ID = "_dlt_id"
 ROW_ID_BYTES = 18
-ROW_ID_HINT = {"data_type": "text", "nullable": False, "unique": True, "row_key": True}
+ROW_ID_HINT: dict[str, Any] = {"data_type": "text", "nullable": False, "unique": True, "row_key": True}
 ENVELOPE_COLUMNS: dict[str, Any] = {
     "topic": {"data_type": "text"},
     "partition": {"data_type": "bigint"},
@@ -45,6 +45,7 @@ ENVELOPE_COLUMNS: dict[str, Any] = {
     "payload": {"data_type": "json"},
     "_ingested_at": {"data_type": "timestamp"},
 }
+LANDED_COLUMNS: dict[str, Any] = {**ENVELOPE_COLUMNS, ROW_ID: ROW_ID_HINT}
 ARROW_SCHEMA = pa.schema(
     [
         ("topic", pa.string()),
@@ -69,7 +70,7 @@ def table_hints(table_name: str) -> Any:
         table_name=table_name,
         primary_key=list(PRIMARY_KEY),
         write_disposition={"disposition": "merge", "strategy": "insert-only"},
-        columns={**ENVELOPE_COLUMNS, ROW_ID: ROW_ID_HINT},
+        columns=LANDED_COLUMNS,
     )
 
 

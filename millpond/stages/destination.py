@@ -18,6 +18,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.common.schema import Schema
 from dlt.dataset.utils import get_destination_client_initial_config
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
 from millpond.errors import MillpondError
@@ -47,12 +48,31 @@ def landing_destination(settings: Settings) -> Destination[Any, Any]:
         return dlt.destinations.postgres(credentials=postgres_credentials(settings))
     if settings.warehouse_engine == "duckdb":
         settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(str(settings.warehouse), preferred_loader_file_format=LOADER_FILE_FORMAT)
+        credentials = DuckDbCredentials(str(settings.warehouse), global_config=duckdb_config(settings))
+        return dlt.destinations.duckdb(credentials, preferred_loader_file_format=LOADER_FILE_FORMAT)
     raise MillpondError(
         f"unknown warehouse engine {settings.warehouse_engine!r}",
         stage="config",
         hint="set MILLPOND_WAREHOUSE_ENGINE to duckdb or postgres (docs/warehouse-engines.md)",
     )
+
+
+def duckdb_config(settings: Settings) -> dict[str, Any]:
+    """The DuckDB settings of dlt's connections to the warehouse (the loads and every post-load step).
+
+    Insertion order need not be kept (every landed table has its own order columns), which
+    lets DuckDB stream inserts instead of buffering them. ``duckdb_memory_limit`` bounds
+    DuckDB's memory (unset: DuckDB's default, 80% of the machine's) and ``duckdb_threads`` its
+    threads (0: one per core); the copy and merge jobs spill to DuckDB's temp directory,
+    ``<warehouse>.tmp`` inside the data dir, beyond the limit, but not every part of a merge
+    can, so the limit must hold the largest load package.
+    """
+    config: dict[str, Any] = {"preserve_insertion_order": False}
+    if settings.duckdb_memory_limit:
+        config["memory_limit"] = settings.duckdb_memory_limit
+    if settings.duckdb_threads:
+        config["threads"] = settings.duckdb_threads
+    return config
 
 
 def warehouse_exists(settings: Settings) -> bool:

@@ -109,7 +109,8 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
 
     Intermediate files are not compressed (the disk is local and gzip costs more than it saves),
     Arrow items get dlt's ``_dlt_load_id``/``_dlt_id`` columns (the Kafka source's
-    ``ARROW_NORMALIZER_CONFIG``), a DuckDB warehouse loads within :func:`duckdb_config`, one
+    ``ARROW_NORMALIZER_CONFIG``), a DuckDB warehouse loads within
+    :func:`millpond.stages.destination.duckdb_config`, one
     load job at a time (``LOAD_WORKERS``), and dlt does not intercept SIGTERM/SIGINT: the
     follower handles them between batches. The options are set for this pipeline only (dlt
     config keys under its name), not for every dlt pipeline in the process.
@@ -118,7 +119,6 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
     options = {
         "data_writer.disable_compression": True,
         **ARROW_NORMALIZER_CONFIG,
-        "destination.duckdb.credentials.global_config": duckdb_config(settings),
         "load.workers": LOAD_WORKERS,
     }
     for key, value in options.items():
@@ -133,24 +133,6 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
     )
     pipeline.config.runtime.intercept_signals = False
     return pipeline
-
-
-def duckdb_config(settings: Settings) -> dict[str, Any]:
-    """The DuckDB settings of dlt's connections to the warehouse while it loads.
-
-    Insertion order need not be kept (every landed table has its own order columns), which
-    lets DuckDB stream inserts instead of buffering them. ``duckdb_memory_limit`` bounds
-    DuckDB's memory (unset: DuckDB's default, 80% of the machine's) and ``duckdb_threads`` its
-    threads (0: one per core); the copy and merge jobs spill to DuckDB's temp directory,
-    ``<warehouse>.tmp`` inside the data dir, beyond the limit, but not every part of a merge
-    can, so the limit must hold the largest load package.
-    """
-    config: dict[str, Any] = {"preserve_insertion_order": False}
-    if settings.duckdb_memory_limit:
-        config["memory_limit"] = settings.duckdb_memory_limit
-    if settings.duckdb_threads:
-        config["threads"] = settings.duckdb_threads
-    return config
 
 
 def kafka_credentials(settings: Settings) -> KafkaCredentials:

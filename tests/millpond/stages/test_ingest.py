@@ -20,6 +20,7 @@ from millpond.errors import PipelineBusy, StageFailed
 from millpond.generator import GeneratorConfig, generate
 from millpond.health import Heartbeat
 from millpond.settings import Settings
+from millpond.stages.destination import landed_client
 from millpond.stages.follow import FOLLOW_HEARTBEAT, follow
 from millpond.stages.ingest import commit_kafka_positions, kafka_credentials, make_pipeline, run_ingest
 from millpond.stages.landed import (
@@ -426,6 +427,17 @@ def test_the_duckdb_settings_reach_the_connections_dlt_loads_with(tmp_path: Path
     cfg = Settings(data_dir=tmp_path, duckdb_memory_limit="300MB", duckdb_threads=1)
     with make_pipeline(cfg).sql_client() as client:
         limit, threads, ordered = client.execute_sql(
+            "select current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('preserve_insertion_order')"
+        )[0]
+    assert (limit, threads, ordered) == ("286.1 MiB", 1, False)
+
+
+def test_the_post_load_steps_run_within_the_same_duckdb_bounds_as_the_load(tmp_path: Path):
+    # collapse, landed ids and the quarantine counts scan whole landed tables: unbounded, they set the peak
+    cfg = Settings(data_dir=tmp_path, duckdb_memory_limit="300MB", duckdb_threads=1)
+    with landed_client(cfg) as client:
+        limit, threads, ordered = client.sql_client.execute_sql(
             "select current_setting('memory_limit'), current_setting('threads'), "
             "current_setting('preserve_insertion_order')"
         )[0]
