@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     # default, 80% of RAM), and its threads (0: DuckDB's default, one per core). The bounded defaults
     # keep the load's memory set by the load package, not by the landed tables; dlt's merge jobs spill
     # only in part: too low a limit fails a large load with DuckDB's out-of-memory error.
-    duckdb_memory_limit: str | None = "256MB"
+    duckdb_memory_limit: str | None = "128MB"
     duckdb_threads: int = Field(default=1, ge=0)
     # A message value larger than this is quarantined (size.oversized) instead of landed.
     kafka_max_message_bytes: int = Field(default=1024 * 1024, gt=0)
