@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     # A batch ingest loads each topic's backlog in packages of at most this many batches per topic, so
     # the load's memory is set by this bound, not by the backlog (0: the whole backlog in one package).
     kafka_batches_per_load: int = Field(default=20, ge=0)
-    # The DuckDB warehouse's memory limit while ingest loads into it, e.g. "1GB" (None or "": DuckDB's
-    # default, 80% of RAM), and its threads (0: DuckDB's default, one per core). The bounded defaults
+    # The DuckDB memory limit of the ingest stage's connections to the warehouse (dlt's loads and the
+    # post-load steps), e.g. "1GB" (None or "": DuckDB's default, 80% of RAM), and their threads
+    # (0: DuckDB's default, one per core). The bounded defaults
     # keep the load's memory set by the load package, not by the landed tables; dlt's merge jobs spill
     # only in part: too low a limit fails a large load with DuckDB's out-of-memory error.
     duckdb_memory_limit: str | None = "128MB"

@@ -52,13 +52,13 @@ ARROW_SCHEMA = pa.schema(
         ("partition", pa.int64()),
         ("offset", pa.int64()),
         ("message_key", pa.string()),
-        ("message_ts", pa.timestamp("us", tz="UTC")),
+        ("message_ts", UTC_MICROS),
         ("event_id", pa.string()),
         ("event_type", pa.string()),
-        ("event_ts", pa.timestamp("us", tz="UTC")),
+        ("event_ts", UTC_MICROS),
         ("schema_version", pa.int64()),
         ("payload", pa.string()),
-        ("_ingested_at", pa.timestamp("us", tz="UTC")),
+        ("_ingested_at", UTC_MICROS),
         pa.field(ROW_ID, pa.string(), nullable=False),
     ]
 )
@@ -153,7 +153,7 @@ class LandedBatch:
             self._event_times(),
             pa.array(self._version, pa.int64()),
             pa.array(self._payload, pa.binary()).cast(pa.string()),  # validated UTF-8 already
-            pa.repeat(pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC")), n),
+            pa.repeat(pa.scalar(self.ingested_at, UTC_MICROS), n),
             row_ids(n),
         ]
         return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
@@ -173,7 +173,7 @@ class LandedBatch:
         """The record timestamps; null where the broker has none (absent, or not after the epoch)."""
         ts = pa.array(self._ts, pa.int64())
         ts = pc.if_else(pc.greater(ts, 0), ts, pa.scalar(None, pa.int64()))
-        return ts.cast(pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC"))
+        return ts.cast(pa.timestamp("ms", tz="UTC")).cast(UTC_MICROS)
 
     def _keys(self) -> pa.Array:
         """The keys as text: cast in bulk, or decoded one by one with replacement when one is not UTF-8."""

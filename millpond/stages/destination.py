@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.common.destination import Destination
 from dlt.common.schema import Schema
 from dlt.dataset.utils import get_destination_client_initial_config
@@ -58,7 +59,7 @@ def landing_destination(settings: Settings) -> Destination[Any, Any]:
 
 
 def duckdb_config(settings: Settings) -> dict[str, Any]:
-    """The DuckDB settings of dlt's connections to the warehouse (the loads and every post-load step).
+    """The DuckDB settings of the ingest stage's connections to the warehouse (dlt's loads, every post-load step).
 
     Insertion order need not be kept (every landed table has its own order columns), which
     lets DuckDB stream inserts instead of buffering them. ``duckdb_memory_limit`` bounds
@@ -73,6 +74,11 @@ def duckdb_config(settings: Settings) -> dict[str, Any]:
     if settings.duckdb_threads:
         config["threads"] = settings.duckdb_threads
     return config
+
+
+def warehouse_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A connection of the ingest stage's own to the DuckDB warehouse, within the same bounds as dlt's."""
+    return duckdb.connect(str(settings.warehouse), config=duckdb_config(settings))
 
 
 def warehouse_exists(settings: Settings) -> bool:

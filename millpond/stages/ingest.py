@@ -108,12 +108,12 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline writing parquet load files to the DuckDB warehouse, its working dir inside the data dir.
 
     Intermediate files are not compressed (the disk is local and gzip costs more than it saves),
-    Arrow items get dlt's ``_dlt_load_id``/``_dlt_id`` columns (the Kafka source's
-    ``ARROW_NORMALIZER_CONFIG``), a DuckDB warehouse loads within
-    :func:`millpond.stages.destination.duckdb_config`, one
-    load job at a time (``LOAD_WORKERS``), and dlt does not intercept SIGTERM/SIGINT: the
-    follower handles them between batches. The options are set for this pipeline only (dlt
-    config keys under its name), not for every dlt pipeline in the process.
+    Arrow items get dlt's ``_dlt_load_id`` column and carry their own ``_dlt_id`` (the Kafka
+    source's ``ARROW_NORMALIZER_CONFIG``), dlt runs one load job at a time (``LOAD_WORKERS``)
+    and does not intercept SIGTERM/SIGINT: the follower handles them between batches. The
+    options are set for this pipeline only (dlt config keys under its name), not for every dlt
+    pipeline in the process. A DuckDB warehouse's connections are bounded by its credentials
+    (:func:`millpond.stages.destination.duckdb_config`).
     """
     settings.dlt_dir.mkdir(parents=True, exist_ok=True)
     options = {

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
-
 from millpond.settings import Settings
+from millpond.stages.destination import warehouse_connection
 
 
 def apply_landed_policies(settings: Settings) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def apply_landed_policies(settings: Settings) -> dict[str, Any]:
 
     if settings.warehouse_engine != "duckdb" or not settings.warehouse.exists():
         return {}
-    with duckdb.connect(str(settings.warehouse)) as con:
+    with warehouse_connection(settings) as con:
         dropped = drop_aged_out_arrivals(con)
         found = reapply(settings, con)
     reapply_to_dlt(settings, found)

@@ -444,6 +444,25 @@ def test_the_post_load_steps_run_within_the_same_duckdb_bounds_as_the_load(tmp_p
     assert (limit, threads, ordered) == ("286.1 MiB", 1, False)
 
 
+def test_the_landed_policies_an_ingest_applies_run_within_the_same_duckdb_bounds(
+    make_settings, monkeypatch: pytest.MonkeyPatch
+):
+    from millpond.stages import retention
+
+    seen: list[tuple[str, int]] = []
+    drop = retention.drop_aged_out_arrivals
+
+    def observed(con: duckdb.DuckDBPyConnection) -> int:
+        seen.append(con.execute("select current_setting('memory_limit'), current_setting('threads')").fetchone())
+        return drop(con)
+
+    monkeypatch.setattr(retention, "drop_aged_out_arrivals", observed)
+    cfg = make_settings().model_copy(update={"duckdb_memory_limit": "300MB", "duckdb_threads": 1})
+    _generate(cfg, date(2026, 3, 3))
+    run_ingest(cfg, mongo=False)
+    assert seen == [("286.1 MiB", 1)]
+
+
 def test_by_default_the_warehouse_loads_with_bounded_memory_on_one_thread(tmp_path: Path):
     with make_pipeline(Settings(data_dir=tmp_path)).sql_client() as client:
         limit, threads, temp_dir = client.execute_sql(
