@@ -2,8 +2,9 @@
 
 The payload column holds the message value as it arrived (already checked to be a UTF-8 JSON
 object); dlt lands it in the ``payload`` JSON column. The same builder serves the reader and
-the replay of dead letters. The tables merge insert-only on the position: a re-delivered
-position keeps the row landed first (ADR 0014).
+the replay of dead letters. The tables are appended to: each position is read once, because the
+positions move in dlt state in the same load package as the rows (ADR 0005), and the copies a
+resumed load job leaves are collapsed per load (ADR 0021).
 """
 
 from __future__ import annotations
@@ -65,11 +66,11 @@ ARROW_SCHEMA = pa.schema(
 
 
 def table_hints(table_name: str) -> Any:
-    """The hints every batch of ``table_name`` carries: an insert-only merge on (topic, partition, offset)."""
+    """The hints every batch of ``table_name`` carries: appended, keyed on (topic, partition, offset)."""
     return dlt.mark.make_hints(
         table_name=table_name,
         primary_key=list(PRIMARY_KEY),
-        write_disposition={"disposition": "merge", "strategy": "insert-only"},
+        write_disposition="append",
         columns=LANDED_COLUMNS,
     )
 

@@ -32,7 +32,7 @@ from millpond import logs
 from millpond.errors import StageFailed
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
-from millpond.stages.ingest import make_pipeline
+from millpond.stages.ingest import finish_pending_packages, make_pipeline
 from millpond.stages.landed import DATASET, collapse_landed_copies, landed_tables
 
 log = logs.get(__name__)
@@ -247,14 +247,7 @@ def _replay(settings: Settings, origin: str | None, dry_run: bool, chunk_rows: i
 def _load_replay(settings: Settings, origin: str | None, report: ReplayReport, chunk_rows: int) -> list[str]:
     """Finish any pending package, then extract, normalize and load the replay (nothing when nothing passes)."""
     pipeline = make_pipeline(settings)
-    load_ids: list[str] = []
-    if pipeline.has_pending_data:
-        log.warning("dead_letters.replay.resuming_pending_packages")
-        pipeline.normalize()
-        info = pipeline.load()
-        info.raise_on_failed_jobs()
-        load_ids += list(info.loads_ids)
-        collapse_landed_copies(settings)
+    load_ids = finish_pending_packages(pipeline, settings, "dead-letters replay")
     pipeline.extract(replay_source(replayed_items(settings, origin, report, chunk_rows)))
     if not report.replayed:
         pipeline.abort_packages()
@@ -262,5 +255,5 @@ def _load_replay(settings: Settings, origin: str | None, report: ReplayReport, c
     pipeline.normalize()
     info = pipeline.load()
     info.raise_on_failed_jobs()
-    collapse_landed_copies(settings)  # copies a resumed load job left (insert-only merges), as ingest does
+    collapse_landed_copies(settings)  # copies a resumed load job left, as ingest does
     return load_ids + list(info.loads_ids)

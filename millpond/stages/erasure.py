@@ -139,13 +139,10 @@ def erase(settings: Settings, customer_id: str, requested_by: str, reason: str |
 
 
 def _erase_everywhere(settings: Settings, request: registry.ErasureRequest, customer: Customer) -> None:
-    from millpond.stages.ingest import make_pipeline
+    from millpond.stages.ingest import finish_pending_packages, make_pipeline
 
     pipeline = make_pipeline(settings)
-    if pipeline.has_pending_data:
-        log.warning("erase.finishing_pending_packages")
-        pipeline.normalize()
-        pipeline.load().raise_on_failed_jobs()
+    finish_pending_packages(pipeline, settings, "erase")
     grain = customer_grain_models(settings)
     with duckdb.connect(str(settings.warehouse)) as con:
         sql = duckdb_sql(con)

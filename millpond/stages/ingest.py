@@ -232,11 +232,7 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
     pipeline = make_pipeline(settings)
     report = IngestReport()
     try:
-        if pipeline.has_pending_data:
-            log.warning("ingest.resuming_pending_packages")
-            pipeline.normalize()
-            report.load_ids += _load(pipeline)
-            collapse_landed_copies(settings)
+        report.load_ids += finish_pending_packages(pipeline, settings, "ingest")
         per_load = kafka_max_batches or settings.kafka_batches_per_load or None
         _extract_normalize_load(pipeline, settings, report, mongo=mongo, kafka=kafka, kafka_max_batches=per_load)
         topics = settings.topics.as_dict()
@@ -311,6 +307,45 @@ def _extract_normalize_load(
     for table, n in rows.items():
         report.rows[table] = report.rows.get(table, 0) + n
     report.rows = dict(sorted(report.rows.items()))
+
+
+def finish_pending_packages(pipeline: dlt.Pipeline, settings: Settings, command: str) -> list[str]:
+    """Load what an earlier run left pending, before ``command`` extracts anything; the ids of the loads.
+
+    dlt commits an extract's load packages, whose state carries the sources' new positions, before
+    it saves that state to the working directory. A run killed in between leaves extracted packages
+    ahead of the local state: loading them and then reading on from the local state would read
+    their records again (and, on a first run, dlt cannot even normalize them: no schema was saved).
+    Extracted packages have not touched the warehouse, so those are aborted (dlt restores the local
+    state and schemas they started from) and the records are read again. Other pending packages
+    are normalized and loaded, and the copies a resumed load job left are collapsed.
+    """
+    if not pipeline.has_pending_data:
+        return []
+    unsaved = unsaved_extract(pipeline)
+    if unsaved:
+        log.warning("pending_packages.unsaved_extract_aborted", command=command, packages=unsaved)
+        pipeline.abort_packages()
+        if not pipeline.has_pending_data:
+            return []
+    log.warning("pending_packages.resuming", command=command)
+    pipeline.normalize()
+    load_ids = _load(pipeline)
+    collapse_landed_copies(settings)
+    return load_ids
+
+
+def unsaved_extract(pipeline: dlt.Pipeline) -> list[str]:
+    """The extracted packages whose pipeline state is newer than the local one (its save was lost)."""
+    local = pipeline.state.get("_state_version", 0)
+    extracted = pipeline.list_extracted_load_packages()
+    # dlt 1.31's Pipeline.get_load_package_state reads normalized packages only
+    packages = pipeline._get_normalize_storage().extracted_packages
+    ahead = any(
+        (packages.get_load_package_state(load_id).get("pipeline_state") or {}).get("version", 0) > local
+        for load_id in extracted
+    )
+    return list(extracted) if ahead else []
 
 
 def _load(pipeline: dlt.Pipeline) -> list[str]:

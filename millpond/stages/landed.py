@@ -33,11 +33,11 @@ from millpond.stages.destination import DATASET, landed_client, warehouse_exists
 
 __all__ = [
     "DATASET",
-    "InsertOnlyTable",
+    "KeyedTable",
     "collapse_landed_copies",
     "declared_landed_tables",
     "ensure_landed_tables",
-    "insert_only_tables",
+    "keyed_tables",
     "landed_id_batches",
     "landed_tables",
     "missing_landed_tables",
@@ -150,32 +150,33 @@ def ensure_landed_tables(settings: Settings) -> list[str]:
 
 
 @dataclass(frozen=True)
-class InsertOnlyTable:
-    """A landed table that dlt merges insert-only: its key, and the order that picks the copy to keep."""
+class KeyedTable:
+    """A landed table that holds one row per key: its key, and the order that picks the copy to keep."""
 
     name: str
     key: tuple[str, ...]
     survivor_order: tuple[str, ...]
 
 
-def insert_only_tables(settings: Settings) -> list[InsertOnlyTable]:
-    """Every landed table dlt merges insert-only: one per Kafka stream, and the dead-letter table."""
-    kafka = [
-        InsertOnlyTable(f"kafka_{stream}", KAFKA_KEY, KAFKA_SURVIVOR_ORDER) for stream in settings.topics.as_dict()
-    ]
-    return [*kafka, InsertOnlyTable(DEAD_LETTER_TABLE, DEAD_LETTER_KEY, DEAD_LETTER_SURVIVOR_ORDER)]
+def keyed_tables(settings: Settings) -> list[KeyedTable]:
+    """Every landed table kept at one row per key: one per Kafka stream (appended), and the dead-letter table
+    (merged insert-only)."""
+    kafka = [KeyedTable(f"kafka_{stream}", KAFKA_KEY, KAFKA_SURVIVOR_ORDER) for stream in settings.topics.as_dict()]
+    return [*kafka, KeyedTable(DEAD_LETTER_TABLE, DEAD_LETTER_KEY, DEAD_LETTER_SURVIVOR_ORDER)]
 
 
 def collapse_landed_copies(settings: Settings, *, chunk: int = 500) -> dict[str, int]:
-    """Keep one row per key in every insert-only table, in the loads not checked yet; table -> copies removed.
+    """Keep one row per key in every keyed table, in the loads not checked yet; table -> copies removed.
 
-    dlt's insert-only MERGE does not deduplicate its staging table, and dlt does not truncate
-    staging again when it resumes a package: a load job that ran twice (the process killed after
-    the job, before dlt recorded it) inserts its rows twice. Copies can only share one load id
-    (the MERGE inserts no key the table already holds), so only the rows of the completed loads
+    dlt does not make a load job idempotent: a job that ran twice (the process killed after the
+    job, before dlt recorded it) inserts its rows twice, into the Kafka tables it appends to
+    directly, and into the staging table of the dead letters' insert-only MERGE, which dlt does not
+    truncate again when it resumes a package. Copies can only share one load id (a Kafka position is
+    read once, its move in dlt state committed with the rows, ADR 0005; the MERGE inserts no
+    dead letter the table already holds), so only the rows of the completed loads
     (``_dlt_loads`` status 0) not yet in ``_millpond_verified_loads`` are checked; each chunk of
     loads is collapsed and recorded there in one transaction, so the cost follows the new loads,
-    not the table, and a crash at any point is finished by the next call.
+    not the table, and a crash at any point is finished by the next call (ADR 0014, ADR 0021).
 
     Copies may be identical rows, and not every engine has a row id, so the survivors of the
     duplicated keys are copied aside, the keys' rows of those loads deleted and the survivors
@@ -183,7 +184,7 @@ def collapse_landed_copies(settings: Settings, *, chunk: int = 500) -> dict[str,
     """
     if not warehouse_exists(settings):
         return {}
-    tables = insert_only_tables(settings)
+    tables = keyed_tables(settings)
     removed: dict[str, int] = {}
     with landed_client(settings) as client:
         sql = client.sql_client
@@ -220,7 +221,7 @@ def collapse_landed_copies(settings: Settings, *, chunk: int = 500) -> dict[str,
     return removed
 
 
-def _collapse_copies(sql: Any, table: InsertOnlyTable, columns: list[str], load_ids: list[str]) -> int:
+def _collapse_copies(sql: Any, table: KeyedTable, columns: list[str], load_ids: list[str]) -> int:
     """Collapse the copies of one key among the rows of ``load_ids`` in ``table`` to its survivor; copies removed."""
     target = sql.make_qualified_table_name(table.name)
     copies = sql.make_qualified_table_name("_millpond_copies")

@@ -22,7 +22,7 @@ from millpond import logs
 from millpond.errors import MillpondError
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
-from millpond.stages.ingest import KAFKA_SOURCE, MONGO_SOURCE, make_pipeline
+from millpond.stages.ingest import KAFKA_SOURCE, MONGO_SOURCE, finish_pending_packages, make_pipeline
 from millpond.stages.landed import DATASET, landed_tables
 
 log = logs.get(__name__)
@@ -42,10 +42,7 @@ def _edit_resource_state(settings: Settings, source: str, resource: str, command
     """Remove ``resource``'s state of ``source`` and persist the edit; returns the state that was removed."""
     with pipeline_lock(settings.data_dir, command, timeout_s=settings.lock_timeout_s):
         pipeline = make_pipeline(settings)
-        if pipeline.has_pending_data:
-            log.warning("source_admin.resuming_pending_packages")
-            pipeline.normalize()
-            pipeline.load().raise_on_failed_jobs()
+        finish_pending_packages(pipeline, settings, command)
         with pipeline.managed_state(extract_state=True) as state:
             resources = state.get("sources", {}).get(source, {}).get("resources", {})
             removed = resources.pop(resource, None)

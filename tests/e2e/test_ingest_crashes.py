@@ -3,7 +3,9 @@
 Crash points (``MILLPOND_CRASH_AFTER``, exit 137 like SIGKILL): after extract, after normalize,
 inside the load after the first job (``load.job``), after the last job but before dlt marks the
 package loaded (``load.jobs_done``), and after the load before the consumer-group commit
-(``load``). Unreachable sources: one clear error line naming the address and the setting.
+(``load``). Also inside dlt's own extract step, between committing the load package (with the new
+Kafka positions in its state) and saving the pipeline state locally. Unreachable sources: one
+clear error line naming the address and the setting.
 """
 
 from __future__ import annotations
@@ -26,6 +28,21 @@ from tests.support.ports import free_port
 pytestmark = pytest.mark.slow
 SMALL = GeneratorConfig(customers=30, products=10, orders_per_day=15, sessions_per_day=5, days=3, malformed_rate=0.05)
 CRASH_POINTS = ["extract", "normalize", "load.job", "load.jobs_done", "load"]
+# `millpond ingest`, killed (exit 137) once dlt has committed its first load package and before
+# `Pipeline.managed_state` saves the new pipeline state to the working directory.
+KILLED_AFTER_PACKAGE_COMMIT = """
+import os
+import sys
+from dlt.extract.extract import Extract
+from millpond.cli import main
+commit = Extract.commit_packages
+def commit_then_die(self):
+    commit(self)
+    os._exit(137)
+Extract.commit_packages = commit_then_die
+sys.argv = ["millpond", "ingest"]
+main()
+"""
 
 
 def _ingest(cfg: Settings, *extra_env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
@@ -69,6 +86,32 @@ def test_full_ingest_killed_then_rerun_is_exact(shop, point: str):
     ok = _ingest(cfg)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert kafka_counts(cfg) == (produced, 0)
+    assert all(truth == landed for truth, landed, _ in mongo_counts(cfg).values()), mongo_counts(cfg)
+
+
+@pytest.mark.parametrize("earlier_runs", [0, 1])
+def test_killed_between_dlt_committing_the_package_and_saving_the_state_then_rerun_is_exact(shop, earlier_runs: int):
+    """The pending package carries positions the local state lacks: the re-run must not read them again.
+
+    On a first run dlt has not saved the schema either; after an earlier run it has.
+    """
+    cfg, produced = shop
+    if earlier_runs:
+        run_ingest(cfg)
+        with pymongo.MongoClient(cfg.mongo_uri, tz_aware=True) as client:
+            more = generate(SMALL, date(2026, 3, 4), client[cfg.mongo_db], cfg.kafka_bootstrap, cfg.topics.as_dict())
+        produced += more.messages
+    crashed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_PACKAGE_COMMIT],
+        env=pipeline_env(cfg),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    ok = _ingest(cfg)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert kafka_counts(cfg) == (produced, 0)  # nothing lost, nothing twice
     assert all(truth == landed for truth, landed, _ in mongo_counts(cfg).values()), mongo_counts(cfg)
 
 
