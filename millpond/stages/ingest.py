@@ -12,7 +12,7 @@ the next is read.
 Loads use dlt's parquet load files and uncompressed intermediate files. Only this stage writes
 the landed layer: at the end of every run it also creates, empty, the declared landed tables
 that dlt has not made yet, and collapses to one row per key the copies a resumed load job left
-in the insert-only tables (the Kafka tables and dead letters), checking only the loads not
+in the keyed tables (the Kafka tables and dead letters), checking only the loads not
 checked before (``millpond/stages/landed.py``). Follow mode, the Kafka micro-batch loop, is in
 ``millpond/stages/follow.py``.
 """

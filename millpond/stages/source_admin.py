@@ -74,8 +74,8 @@ def kafka_rebaseline(settings: Settings, topic: str) -> dict[str, Any]:
     """Forget ``topic``'s stored positions after it was recreated, so the next ingest reads it from the beginning.
 
     The rows already landed from the old topic are first moved to ``bronze_archive`` (copied and
-    deleted in one transaction): the tables merge insert-only on ``(topic, partition, offset)``, so
-    an old row left at a position would keep it and the new topic's message there would not land.
+    deleted in one transaction): the tables hold one row per ``(topic, partition, offset)``, and an old
+    row left at a position would sit beside the new topic's message there (ADR 0021).
     """
     streams = {t: stream for stream, t in settings.topics.as_dict().items()}
     stream = streams.get(topic)
