@@ -5,8 +5,9 @@ broker reports the end of the partition, or until ``max_batches_per_run`` batche
 follower's micro-batches), so a run is bounded. Messages that meet their
 stream's contract (``ingest/kafka/contracts.py``) land as Arrow batches; the others go to the
 dead-letter table with their exact bytes and the reason. Positions live in the resource state,
-which dlt commits with the load package: a crashed run re-reads the same messages, and the
-merge on ``(topic, partition, offset)`` keeps that idempotent. A stored position is checked
+which dlt commits with the load package: a crashed run either re-reads messages none of which
+landed, or leaves the package pending for the next run to load, so the tables are appended to
+(ADR 0021). A stored position is checked
 against the message it was taken from, so a recreated topic stops the run (TopicRecreated).
 
 The source changes no global configuration. Its Arrow batches carry dlt's ``_dlt_id`` row ids

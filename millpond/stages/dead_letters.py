@@ -6,9 +6,9 @@ the contracts in force now (``ingest.kafka.contracts.validate`` over ``MILLPOND_
 and loads the ones that pass into ``bronze.kafka_<stream>`` with the same row builder as the
 reader. The dead letters are read in chunks of ``MILLPOND_KAFKA_MAX_BATCH_MESSAGES`` rows and
 handed to dlt chunk by chunk, so memory is bounded by the chunk, not by the number of dead
-letters. The landed rows (merged on topic/partition/offset, so a record also delivered otherwise
-is not doubled) and the dead letters' ``replayed_at`` travel in one dlt load package of the
-ingest pipeline: a crash leaves that package pending and the next ingest or replay finishes it.
+letters. The landed rows (appended, like the reader's) and the dead letters' ``replayed_at``
+travel in one dlt load package of the ingest pipeline: a crash leaves that package pending and
+the next ingest or replay finishes it.
 A replayed dead letter is not offered again, so a second replay loads nothing.
 """
 
@@ -176,7 +176,7 @@ def pending_dead_letters(settings: Settings, origin: str | None, chunk_rows: int
 def replayed_items(settings: Settings, origin: str | None, report: ReplayReport, chunk_rows: int) -> Iterator[Any]:
     """Per chunk of dead letters: an Arrow table of landed rows per stream, then the passing dead letters.
 
-    The landed rows carry the reader's table hints (merge on topic/partition/offset); the dead
+    The landed rows carry the reader's table hints (appended, keyed on topic/partition/offset); the dead
     letters, now with ``replayed_at``, carry :data:`REPLAYED_HINTS`. ``report`` counts as the
     chunks go by.
     """

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 log = logs.get(__name__)
-VERIFIED_LOADS = "_millpond_verified_loads"  # the loads whose insert-only tables hold one row per key
+VERIFIED_LOADS = "_millpond_verified_loads"  # the loads whose keyed tables hold one row per key
 # dlt's data type of each column type external_models.yaml declares (DuckDB type names).
 DLT_DATA_TYPES = {
     "VARCHAR": "text",

@@ -67,8 +67,8 @@ def test_restarted_broker_with_a_longer_new_topic_stops_the_read(tmp_path, own_b
         assert con.execute("select count(*) from bronze.kafka_clickstream").fetchone() == (5,)
 
     # re-baselining moves the old topic's landed rows out (left there, they would sit beside the new
-    # topic's messages at the same positions) and clears its positions in dlt state, as `millpond kafka rebaseline` does:
-    # the new topic then loads from its start
+    # topic's messages at the same positions) and clears its positions in dlt state, as
+    # `millpond kafka rebaseline` does: the new topic then loads from its start
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute("delete from bronze.kafka_clickstream where topic = ?", [topic])
     with pipeline.managed_state() as state:

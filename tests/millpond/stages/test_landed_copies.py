@@ -1,4 +1,4 @@
-"""Copies in the insert-only landed tables collapse per load, on real warehouses (DuckDB, PostgreSQL) loaded by dlt.
+"""Copies in the keyed landed tables (Kafka, dead letters) collapse per load, on real DuckDB and PostgreSQL warehouses.
 
 A load job that dlt ran twice (killed after the job, before dlt recorded it) inserts its rows
 twice, under one load id; here those copies are made by hand after real loads.
