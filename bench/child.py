@@ -82,7 +82,7 @@ def _ingest(args: dict[str, Any]) -> dict[str, Any]:
     """``run_ingest`` on the given settings; rows per landed table and dead letters per source."""
     import logging
 
-    from millpond import logs
+    from millpond import logs, memory
     from millpond.settings import KafkaTopics, Settings
     from millpond.stages.ingest import run_ingest
 
@@ -92,6 +92,7 @@ def _ingest(args: dict[str, Any]) -> dict[str, Any]:
     fields = dict(args["settings"])
     fields["topics"] = KafkaTopics(**fields["topics"])
     settings = Settings(**fields)
+    memory.map_large_allocations(settings.malloc_mmap_threshold)  # as the `millpond` CLI does
     started = time.perf_counter()
     report = run_ingest(settings, mongo=args.get("mongo", True), kafka=args.get("kafka", True))
     work_s = time.perf_counter() - started

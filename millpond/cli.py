@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import click
 
-from millpond import faults, logs
+from millpond import faults, logs, memory
 from millpond import settings as settings_mod
 from millpond.errors import MillpondError
 
@@ -29,6 +29,7 @@ def cli(ctx: click.Context) -> None:
     """Millpond: MongoDB + Kafka → dlt → DuckDB → SQLMesh → Soda → serving."""
     cfg = settings_mod.load()
     logs.configure(cfg.log_format, cfg.log_level)
+    memory.map_large_allocations(cfg.malloc_mmap_threshold)
     faults.arm(cfg.crash_after)
     ctx.obj = cfg
 

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # only in part: too low a limit fails a large load with DuckDB's out-of-memory error.
     duckdb_memory_limit: str | None = "128MB"
     duckdb_threads: int = Field(default=1, ge=0)
+    # Allocations of at least this many bytes get their own memory map, returned to the system when
+    # freed (glibc's M_MMAP_THRESHOLD, fixed; 0: glibc's default, which rises as large buffers are
+    # freed and lets a long ingest's heap grow with its load packages). See millpond/memory.py.
+    malloc_mmap_threshold: int = Field(default=128 * 1024, ge=0)
     # A message value larger than this is quarantined (size.oversized) instead of landed.
     kafka_max_message_bytes: int = Field(default=1024 * 1024, gt=0)
     # Topics that may not exist yet (comma-separated names); any other missing topic fails the run.
