@@ -194,6 +194,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _no_key_value_directory_under_duckdb(self) -> Settings:
+        # dlt loads its parquet files with DuckDB's read_parquet, which reads `key=value` directories
+        # as hive partitions: every landed table would get an extra column and fail its load
+        if self.warehouse_engine == "duckdb":
+            partitions = [part for part in self.data_dir.resolve().parts if "=" in part]
+            if partitions:
+                raise ValueError(
+                    f"MILLPOND_DATA_DIR {str(self.data_dir)!r} has a directory named like a hive partition"
+                    f" ({partitions[0]!r}), which DuckDB's parquet reader would turn into a column of every"
+                    " landed table: choose a data dir without '=' in its path"
+                )
+        return self
+
     @property
     def warehouse(self) -> Path:
         assert self.warehouse_path is not None

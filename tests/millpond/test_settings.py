@@ -6,6 +6,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from millpond import settings as settings_mod
@@ -111,3 +114,18 @@ def test_a_bad_source_setting_is_refused(env: pytest.MonkeyPatch, variable: str,
     env.setenv(variable, value)
     with pytest.raises(MillpondError, match=f"{variable}: {message}"):
         settings_mod.load()
+
+
+def test_a_duckdb_data_dir_with_a_key_value_directory_is_refused(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # dlt loads parquet files with DuckDB's read_parquet, which reads `key=value` directories as hive
+    # partitions: every landed table would get an extra column and its load would fail terminally.
+    partitioned = tmp_path / "env=prod"
+    partitioned.mkdir()
+    pq.write_table(pa.table({"x": [1]}), partitioned / "t.parquet")
+    assert "env" in duckdb.sql(f"select * from read_parquet('{partitioned / 't.parquet'}')").columns
+    env.setenv("MILLPOND_DATA_DIR", str(partitioned / "millpond"))
+    with pytest.raises(MillpondError, match=r"MILLPOND_DATA_DIR .*'env=prod'.*without '='") as failure:
+        settings_mod.load()
+    assert failure.value.stage == "config"
+    env.setenv("MILLPOND_WAREHOUSE_ENGINE", "postgres")  # no parquet load files
+    assert settings_mod.load().data_dir == partitioned / "millpond"
