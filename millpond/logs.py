@@ -20,6 +20,30 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _ToRootHandlers(logging.Handler):
+    """dlt's handler: hands its records to the root logger's handlers, whatever format dlt sets.
+
+    dlt gives its ``dlt`` logger a stderr handler of its own, with its own format and
+    ``propagate`` off, each time a pipeline initializes its runtime; it reuses the logger's first
+    handler when there is one and only sets that handler's formatter, which this one ignores.
+    """
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in logging.getLogger().handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+def _expected_dlt_warning(record: logging.LogRecord) -> bool:
+    """False for the warning dlt logs on every Kafka batch: a landed ``payload`` is JSON in the warehouse
+    and a string in the batch's Arrow table, by design (DuckDB casts it as it loads)."""
+    message = record.getMessage()
+    return not (message.startswith("In resource: kafka_") and "several column hints were different" in message)
+
+
 def configure(fmt: str = "auto", level: str = "INFO") -> None:
     """Route stdlib and structlog records through one renderer on stderr.
 
@@ -59,6 +83,10 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("sqlmesh", "dlt", "urllib3", "pymongo", "soda", "soda_core", "sqlglot", "faker", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    dlt_logger = logging.getLogger("dlt")
+    dlt_logger.handlers[:] = [_ToRootHandlers()]
+    dlt_logger.filters[:] = [_expected_dlt_warning]
+    dlt_logger.propagate = False  # as dlt sets it: its records reach the root handlers once, through ours
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:

@@ -56,3 +56,38 @@ def test_an_exception_is_rendered_into_the_line(json_lines: Any) -> None:
     (record,) = json_lines()
     assert record["stage"] == "publish"
     assert "ValueError: boom" in record["exception"]
+
+
+# dlt installs its own stderr handler and format when a pipeline initializes its runtime; run in a
+# fresh interpreter, since that happens once per process
+DLT_SCRIPT = """
+import sys, dlt, pyarrow as pa
+from millpond import logs
+from ingest.kafka.rows import ARROW_SCHEMA, table_hints
+logs.configure("json", "INFO")
+pipeline = dlt.pipeline(pipeline_name="logs_probe", destination=dlt.destinations.duckdb(sys.argv[1] + "/w.duckdb"),
+                        pipelines_dir=sys.argv[1] + "/p")
+row = {"topic": "t", "partition": 0, "offset": 0, "event_id": "e", "event_type": "x", "payload": "{}"}
+batch = pa.Table.from_pylist([{name: None for name in ARROW_SCHEMA.names} | row | {"_dlt_id": "a"}], schema=ARROW_SCHEMA)
+pipeline.extract(dlt.resource([dlt.mark.with_hints(batch, table_hints("kafka_probe"))], name="kafka_probe"))
+from dlt.common import logger
+logger.warning("dlt.own_warning")
+"""
+
+
+def test_dlt_records_are_json_lines_and_its_expected_kafka_payload_warning_is_dropped(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run(
+        [sys.executable, "-c", DLT_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    assert [r["event"] for r in records if r["logger"] == "dlt"] == ["dlt.own_warning"]
+    assert not [r for r in records if "several column hints" in r["event"]]
