@@ -23,7 +23,7 @@ from millpond.errors import MillpondError
 from millpond.locking import pipeline_lock
 from millpond.settings import Settings
 from millpond.stages.ingest import KAFKA_SOURCE, MONGO_SOURCE, finish_pending_packages, make_pipeline
-from millpond.stages.landed import DATASET, landed_tables
+from millpond.stages.landed import DATASET, DEAD_LETTER_TABLE, landed_tables
 
 log = logs.get(__name__)
 ARCHIVE_SCHEMA = "bronze_archive"
@@ -73,9 +73,10 @@ def mongo_resnapshot(settings: Settings, collection: str) -> dict[str, Any]:
 def kafka_rebaseline(settings: Settings, topic: str) -> dict[str, Any]:
     """Forget ``topic``'s stored positions after it was recreated, so the next ingest reads it from the beginning.
 
-    The rows already landed from the old topic are first moved to ``bronze_archive`` (copied and
-    deleted in one transaction): the tables hold one row per ``(topic, partition, offset)``, and an old
-    row left at a position would sit beside the new topic's message there (ADR 0021).
+    The rows already landed from the old topic, and its dead letters, are first moved to
+    ``bronze_archive`` (copied and deleted in one transaction each): the tables hold one row per
+    ``(topic, partition, offset)``, and an old row left at a position would sit beside the new
+    topic's message there (ADR 0021).
     """
     streams = {t: stream for stream, t in settings.topics.as_dict().items()}
     stream = streams.get(topic)
@@ -88,34 +89,59 @@ def kafka_rebaseline(settings: Settings, topic: str) -> dict[str, Any]:
     table = f"kafka_{stream}"
     with pipeline_lock(settings.data_dir, "kafka-rebaseline", timeout_s=settings.lock_timeout_s):
         archived = _archive_topic_rows(settings, table, topic)
+        archived_dead_letters = _archive_topic_dead_letters(settings, stream, topic)
         removed = _edit_resource_state(settings, KAFKA_SOURCE, table, "kafka-rebaseline")  # the lock is re-entrant
-    log.warning("kafka.rebaseline.done", topic=topic, removed_state=bool(removed), archived=archived)
+    log.warning(
+        "kafka.rebaseline.done",
+        topic=topic,
+        removed_state=bool(removed),
+        archived=archived,
+        archived_dead_letters=archived_dead_letters,
+    )
     return {
         "topic": topic,
         "cleared": bool(removed),
         "previous_positions": removed.get("positions", removed.get("offsets", {})),
         "archived": archived,
+        "archived_dead_letters": archived_dead_letters,
         "next": "the next `millpond ingest` reads the topic from its beginning",
     }
 
 
 def _archive_topic_rows(settings: Settings, table: str, topic: str) -> dict[str, Any] | None:
     """Move the landed rows of ``topic`` to ``bronze_archive.<table>__<UTC time>``; None when there are none."""
+    return _archive(settings, table, "topic = ?", [topic], f"{table}__{_utc_stamp()}")
+
+
+def _archive_topic_dead_letters(settings: Settings, stream: str, topic: str) -> dict[str, Any] | None:
+    """Move the dead letters of ``topic`` to ``bronze_archive.dead_letter__<stream>__<UTC time>``; None when none.
+
+    A Kafka dead letter is keyed by its topic position: one of the old topic left in place would
+    stop the new topic's dead letter at that position from being inserted, and a replay could land
+    the old record at a position the new topic's message holds.
+    """
+    where = "source = 'kafka' and origin = ?"
+    return _archive(settings, DEAD_LETTER_TABLE, where, [topic], f"{DEAD_LETTER_TABLE}__{stream}__{_utc_stamp()}")
+
+
+def _utc_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _archive(settings: Settings, table: str, where: str, args: list[Any], target: str) -> dict[str, Any] | None:
+    """Move the rows of ``table`` that match ``where`` to ``bronze_archive.<target>``, in one transaction."""
     if not settings.warehouse.exists():
         return None
     with duckdb.connect(str(settings.warehouse)) as con:
         if table not in landed_tables(con):
             return None
-        row = con.execute(f"select count(*) from {DATASET}.{table} where topic = ?", [topic]).fetchone()
+        row = con.execute(f"select count(*) from {DATASET}.{table} where {where}", args).fetchone()
         count = int(row[0]) if row else 0
         if not count:
             return None
-        target = f"{table}__{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         con.execute(f"create schema if not exists {ARCHIVE_SCHEMA}")
         con.execute("begin")
-        con.execute(
-            f'create table {ARCHIVE_SCHEMA}."{target}" as select * from {DATASET}.{table} where topic = ?', [topic]
-        )
-        con.execute(f"delete from {DATASET}.{table} where topic = ?", [topic])
+        con.execute(f'create table {ARCHIVE_SCHEMA}."{target}" as select * from {DATASET}.{table} where {where}', args)
+        con.execute(f"delete from {DATASET}.{table} where {where}", args)
         con.execute("commit")
     return {"table": f"{ARCHIVE_SCHEMA}.{target}", "rows": count}

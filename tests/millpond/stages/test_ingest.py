@@ -325,6 +325,50 @@ def test_follow_gives_up_after_consecutive_failures(make_settings):
     assert Heartbeat(cfg.data_dir, FOLLOW_HEARTBEAT).read() is None
 
 
+def _dead_letters(cfg: Settings, where: str = "true") -> list[tuple[str, bytes]]:
+    with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+        rows = con.execute(
+            f"select dead_letter_id, raw_bytes from bronze.dead_letter where {where} order by 1"
+        ).fetchall()
+    return [(str(key), bytes(raw)) for key, raw in rows]
+
+
+def test_rebaseline_archives_the_old_topic_dead_letters_so_the_new_topic_own_are_kept(tmp_path, mongo):
+    """A dead letter is keyed by its topic position: an old one left in place would hide the new topic's
+    record at that position (its insert is skipped) and a replay could land the old record there."""
+    from millpond.services import KafkaBroker
+    from millpond.stages.dead_letters import replay_dead_letters
+
+    broker = KafkaBroker(tmp_path / "broker", free_port())
+    broker.start()
+    try:
+        cfg = _kafka_only(isolated_settings(tmp_path / "data", mongo, broker, "dlrebase"))
+        producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap})
+        producer.produce(cfg.topics.clickstream, value=b"old: not json", partition=0)
+        assert producer.flush(30) == 0
+        run_ingest(cfg, mongo=False)
+        assert _dead_letters(cfg) == [(f"kafka:{cfg.topics.clickstream}:0:0", b"old: not json")]
+
+        broker.stop()
+        broker.start()  # empty log: the new topic's first message is at offset 0 again
+        producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap})
+        producer.produce(cfg.topics.clickstream, value=b"new: not json either", partition=0)
+        assert producer.flush(30) == 0
+        result = kafka_rebaseline(cfg, cfg.topics.clickstream)
+        report = run_ingest(cfg, mongo=False)
+        assert report.dead_letters == 1
+        assert _dead_letters(cfg) == [(f"kafka:{cfg.topics.clickstream}:0:0", b"new: not json either")]
+        assert result["archived_dead_letters"]["rows"] == 1
+        with duckdb.connect(str(cfg.warehouse), read_only=True) as con:
+            archived = con.execute(
+                f'select raw_bytes from bronze_archive."{result["archived_dead_letters"]["table"].split(".")[1]}"'
+            ).fetchall()
+        assert [bytes(r[0]) for r in archived] == [b"old: not json"]
+        assert replay_dead_letters(cfg).replayed == {}  # the new one still fails; the old one is not offered
+    finally:
+        broker.stop()
+
+
 def test_rebaseline_after_a_recreated_topic(tmp_path, mongo):
     """A broker that lost its log (Tansu keeps it in memory) stops ingest until the topics are re-baselined."""
     from millpond.services import KafkaBroker
