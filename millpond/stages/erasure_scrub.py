@@ -13,7 +13,8 @@ it takes downstream):
   customer (``payload.customer_id``) and those keyed by the id (``message_key``), in ``bronze`` and
   in ``bronze_archive``;
 * dead letters that carry the customer (``record_key`` = the id, or the id as a JSON string in
-  the raw value) are deleted: their raw bytes cannot be anonymised field by field;
+  the raw value) are deleted, in ``bronze.dead_letter`` and in the tables ``millpond kafka
+  rebaseline`` archived them to: their raw bytes cannot be anonymised field by field;
 * text in the stage records (``millpond_meta``: audit failure samples, ...) has the id replaced.
 
 Every statement is idempotent (a second pass finds nothing), so a killed erasure is finished by
@@ -89,6 +90,11 @@ def base_tables(sql: Sql, schemas: Iterable[str] | None = None) -> dict[tuple[st
     return dict(out)
 
 
+def is_dead_letters(table: str) -> bool:
+    """``dead_letter``, or a topic's dead letters that ``millpond kafka rebaseline`` archived (``dead_letter__<stream>__<time>``)."""
+    return table == DEAD_LETTERS or table.startswith(f"{DEAD_LETTERS}__")
+
+
 def _in(values: Iterable[str]) -> str:
     return f"({', '.join('?' for _ in values)})"
 
@@ -115,7 +121,7 @@ def scrub_landed(sql: Sql, customer: Customer, tables: dict[tuple[str, str], dic
             counts[label] = {"deleted": n}
         elif table == CUSTOMERS_TABLE:
             counts[label] = {"deleted": sql.run(f"delete from {name} where _id in {_in(keys)}", keys)}
-        elif table == DEAD_LETTERS:
+        elif is_dead_letters(table):
             quoted = f'"{customer.id}"'
             n = sql.run(
                 f"delete from {name} where record_key in {_in(keys)} or strpos(coalesce(raw_value, ''), ?) > 0",
