@@ -91,7 +91,7 @@ def base_tables(sql: Sql, schemas: Iterable[str] | None = None) -> dict[tuple[st
 
 
 def is_dead_letters(table: str) -> bool:
-    """``dead_letter``, or a topic's dead letters archived by ``millpond kafka rebaseline`` (``dead_letter__<stream>__<time>``)."""
+    """``dead_letter``, or dead letters ``millpond kafka rebaseline`` archived: ``dead_letter__<stream>__<time>``."""
     return table == DEAD_LETTERS or table.startswith(f"{DEAD_LETTERS}__")
 
 
