@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from ingest.dead_letter import TABLE as DEAD_LETTERS
 from millpond import logs
 from millpond.errors import MillpondError
 from millpond.locking import pipeline_lock
@@ -37,7 +38,6 @@ from millpond.stages.erasure_keys import customer_hash, pii_salt
 from millpond.stages.erasure_scrub import (
     CUSTOMER_COLUMN,
     CUSTOMERS_TABLE,
-    DEAD_LETTERS,
     Counts,
     Customer,
     Sql,

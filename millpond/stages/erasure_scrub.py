@@ -34,7 +34,7 @@ from millpond import logs
 log = logs.get(__name__)
 CUSTOMER_COLUMN = "customer_id"
 CUSTOMERS_TABLE = "mongo_customers"
-DEAD_LETTERS = "dead_letter"
+DEAD_LETTER_COLUMNS = frozenset({"dead_letter_id", "record_key", "raw_value"})
 LANDED_SCHEMAS = ("bronze", "bronze_staging", "bronze_archive")  # bronze_staging: dlt's merge staging
 META_SCHEMA = "millpond_meta"
 OWN_META_TABLES = ("erasure_requests", "erasure_reapplied", "retention_runs")
@@ -90,9 +90,10 @@ def base_tables(sql: Sql, schemas: Iterable[str] | None = None) -> dict[tuple[st
     return dict(out)
 
 
-def is_dead_letters(table: str) -> bool:
-    """``dead_letter``, or dead letters ``millpond kafka rebaseline`` archived: ``dead_letter__<stream>__<time>``."""
-    return table == DEAD_LETTERS or table.startswith(f"{DEAD_LETTERS}__")
+def is_dead_letters(columns: dict[str, str]) -> bool:
+    """A table of dead letters, wherever it is: ``bronze.dead_letter``, dlt's staging copy, or the tables
+    ``millpond kafka rebaseline`` archives a topic's dead letters to. Told by its columns, not its name."""
+    return columns.keys() >= DEAD_LETTER_COLUMNS
 
 
 def _in(values: Iterable[str]) -> str:
@@ -121,7 +122,7 @@ def scrub_landed(sql: Sql, customer: Customer, tables: dict[tuple[str, str], dic
             counts[label] = {"deleted": n}
         elif table == CUSTOMERS_TABLE:
             counts[label] = {"deleted": sql.run(f"delete from {name} where _id in {_in(keys)}", keys)}
-        elif is_dead_letters(table):
+        elif is_dead_letters(columns):
             quoted = f'"{customer.id}"'
             n = sql.run(
                 f"delete from {name} where record_key in {_in(keys)} or strpos(coalesce(raw_value, ''), ?) > 0",
