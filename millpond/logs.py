@@ -37,9 +37,9 @@ class _ToRootHandlers(logging.Handler):
                 handler.handle(record)
 
 
-def _expected_dlt_warning(record: logging.LogRecord) -> bool:
-    """False for the warning dlt logs on every Kafka batch: a landed ``payload`` is JSON in the warehouse
-    and a string in the batch's Arrow table, by design (DuckDB casts it as it loads)."""
+def _keep_dlt_record(record: logging.LogRecord) -> bool:
+    """False only for the warning dlt logs on every Kafka batch: a landed ``payload`` is JSON in the
+    warehouse and a string in the batch's Arrow table, by design (DuckDB casts it as it loads)."""
     message = record.getMessage()
     return not (message.startswith("In resource: kafka_") and "several column hints were different" in message)
 
@@ -85,7 +85,7 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     dlt_logger = logging.getLogger("dlt")
     dlt_logger.handlers[:] = [_ToRootHandlers()]
-    dlt_logger.filters[:] = [_expected_dlt_warning]
+    dlt_logger.filters[:] = [_keep_dlt_record]
     dlt_logger.propagate = False  # as dlt sets it: its records reach the root handlers once, through ours
 
 
