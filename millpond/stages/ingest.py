@@ -52,6 +52,10 @@ PIPELINE_NAME = "millpond_ingest"
 # dlt's load jobs run one at a time: concurrent jobs on the one warehouse each hold their own DuckDB
 # query memory beside the others, so the load's peak would add up over the tables of a package (ADR 0019).
 LOAD_WORKERS = 1
+# dlt extracts one resource to its end before the next ("fifo"), not a batch of each in turn
+# ("round_robin", its default): one Kafka consumer, with its prefetch queue and fetch buffers, is
+# open at a time instead of one per topic (ADR 0023).
+EXTRACT_ORDER = "fifo"
 KAFKA_SOURCE = "kafka"
 MONGO_SOURCE = "mongodb"
 
@@ -120,6 +124,7 @@ def make_pipeline(settings: Settings) -> dlt.Pipeline:
         "data_writer.disable_compression": True,
         **ARROW_NORMALIZER_CONFIG,
         "load.workers": LOAD_WORKERS,
+        "extract.next_item_mode": EXTRACT_ORDER,
     }
     for key, value in options.items():
         dlt.config[f"{PIPELINE_NAME}.{key}"] = value

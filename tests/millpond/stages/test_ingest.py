@@ -508,7 +508,7 @@ def test_by_default_the_warehouse_loads_with_bounded_memory_on_one_thread(tmp_pa
         limit, threads, temp_dir = client.execute_sql(
             "select current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')"
         )[0]
-    assert (limit, threads) == ("122.0 MiB", 1)
+    assert (limit, threads) == ("30.5 MiB", 1)
     assert Path(temp_dir).is_relative_to(tmp_path)  # DuckDB spills inside the data dir
 
 
@@ -532,6 +532,33 @@ def test_load_jobs_run_one_at_a_time(make_settings, monkeypatch: pytest.MonkeyPa
     _generate(cfg, date(2026, 3, 3))
     report = run_ingest(cfg)
     assert len([t for t, n in report.rows.items() if n]) > 2  # several tables, so several jobs to run
+    assert most[0] == 1
+
+
+def test_topics_are_read_one_after_another(make_settings, monkeypatch: pytest.MonkeyPatch):
+    """One Kafka consumer, with its prefetch queue, is open at a time, not one per topic."""
+    from ingest.kafka.helpers import SourceConsumer
+
+    opened, open_now, most = [0], [0], [0]
+    start, close = SourceConsumer.__init__, SourceConsumer.close
+
+    def counted_start(consumer: SourceConsumer, *args: object) -> None:
+        start(consumer, *args)  # type: ignore[arg-type]
+        opened[0] += 1
+        open_now[0] += 1
+        most[0] = max(most[0], open_now[0])
+
+    def counted_close(consumer: SourceConsumer) -> None:
+        open_now[0] -= 1
+        close(consumer)
+
+    monkeypatch.setattr(SourceConsumer, "__init__", counted_start)
+    monkeypatch.setattr(SourceConsumer, "close", counted_close)
+    cfg = make_settings().model_copy(update={"kafka_max_batch_messages": 5})  # several batches per topic
+    _generate(cfg, date(2026, 3, 3))
+    report = run_ingest(cfg, mongo=False)
+    assert all(report.rows[f"kafka_{stream}"] > 10 for stream in STREAMS)
+    assert opened[0] >= len(STREAMS)
     assert most[0] == 1
 
 
