@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.common.runtime.collector import LogCollector
 
 from ingest.kafka import ARROW_NORMALIZER_CONFIG, KafkaCredentials, kafka_source
@@ -260,7 +261,7 @@ def _ingest(settings: Settings, *, mongo: bool, kafka: bool, kafka_max_batches: 
         collapse_landed_copies(settings)
         apply_landed_policies(settings)  # erasures and retention, to the rows just landed
     except Exception as exc:
-        raise ingest_error(exc) from exc
+        raise ingest_error(exc, settings) from exc
     if kafka:
         report.committed_offsets = commit_kafka_positions(settings, pipeline)
         report.kafka_caught_up = kafka_caught_up(pipeline, settings.topics.as_dict())
@@ -375,20 +376,26 @@ _SOURCE_HINTS: dict[str, str] = {
 }
 
 
-def source_error(exc: BaseException) -> KafkaSourceError | MongoSourceError | None:
-    """The source's own error behind ``exc`` (dlt wraps it in its step errors), if there is one."""
+def _in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first error of one of ``kinds`` behind ``exc`` (dlt wraps errors in its step errors), if there is one."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, KafkaSourceError | MongoSourceError):
+        if isinstance(current, kinds):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
 
 
-def ingest_error(exc: BaseException) -> StageFailed:
-    """One clear line: the source's own message and what to check, or dlt's error with the re-run hint."""
+def source_error(exc: BaseException) -> KafkaSourceError | MongoSourceError | None:
+    """The source's own error behind ``exc``, if there is one."""
+    cause = _in_chain(exc, (KafkaSourceError, MongoSourceError))
+    return cause if isinstance(cause, KafkaSourceError | MongoSourceError) else None
+
+
+def ingest_error(exc: BaseException, settings: Settings) -> StageFailed:
+    """One clear line: the source's own message and what to check, DuckDB's memory limit, or dlt's error."""
     cause = source_error(exc)
     if cause is not None:
         hint = next(
@@ -396,6 +403,18 @@ def ingest_error(exc: BaseException) -> StageFailed:
             "fix the cause named above and re-run `millpond ingest`; see docs/pipelines/README.md",
         )
         return StageFailed(f"ingestion failed: {cause}", stage="ingest", hint=hint)
+    out_of_memory = _in_chain(exc, (duckdb.OutOfMemoryException,))
+    if out_of_memory is not None:
+        first_line = str(out_of_memory).strip().splitlines()[0]
+        return StageFailed(
+            f"ingestion failed: DuckDB ran out of memory in the warehouse: {first_line}",
+            stage="ingest",
+            hint=(
+                f"raise MILLPOND_DUCKDB_MEMORY_LIMIT (this run: {settings.duckdb_memory_limit}) or lower"
+                " MILLPOND_KAFKA_BATCHES_PER_LOAD / MILLPOND_MONGO_SNAPSHOT_DOCS_PER_LOAD, then re-run"
+                " `millpond ingest`: the pending package is loaded first, once"
+            ),
+        )
     return StageFailed(
         f"ingestion failed: {exc}",
         stage="ingest",

@@ -263,6 +263,19 @@ def test_rerun_after_sigkill_during_load(make_settings):
     _assert_exactly_once(cfg, produced)
 
 
+def test_a_load_beyond_the_duckdb_memory_limit_names_the_setting_and_a_rerun_loads_it_once(make_settings):
+    cfg = make_settings()
+    produced = _generate(cfg, date(2026, 3, 3)).messages
+    tight = cfg.model_copy(update={"duckdb_memory_limit": "1MB"})
+    with pytest.raises(StageFailed) as failed:
+        run_ingest(tight)
+    assert "Out of Memory" in str(failed.value)
+    assert failed.value.hint is not None and "MILLPOND_DUCKDB_MEMORY_LIMIT" in failed.value.hint
+    assert "1MB" in failed.value.hint  # the limit the run had
+    run_ingest(cfg)  # the pending package is loaded within the default limit
+    _assert_exactly_once(cfg, produced)
+
+
 def test_ingest_waits_for_the_lock_up_to_the_timeout(make_settings):
     cfg = make_settings().model_copy(update={"lock_timeout_s": 60.0})
     produced = _generate(cfg, date(2026, 3, 3)).messages
