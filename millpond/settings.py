@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # (0: DuckDB's default, one per core). The bounded defaults
     # keep the load's memory set by the load package, not by the landed tables; dlt's merge jobs spill
     # only in part: too low a limit fails a large load with DuckDB's out-of-memory error.
-    duckdb_memory_limit: str | None = "32MB"
+    duckdb_memory_limit: str | None = "128MB"
     duckdb_threads: int = Field(default=1, ge=0)
     # Allocations of at least this many bytes get their own memory map, returned to the system when
     # freed (glibc's M_MMAP_THRESHOLD, fixed; 0: glibc's default, which rises as large buffers are

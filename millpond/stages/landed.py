@@ -165,7 +165,7 @@ def keyed_tables(settings: Settings) -> list[KeyedTable]:
     return [*kafka, KeyedTable(DEAD_LETTER_TABLE, DEAD_LETTER_KEY, DEAD_LETTER_SURVIVOR_ORDER)]
 
 
-def collapse_landed_copies(settings: Settings, *, chunk: int = 500) -> dict[str, int]:
+def collapse_landed_copies(settings: Settings) -> dict[str, int]:
     """Keep one row per key in every keyed table, in the loads not checked yet; table -> copies removed.
 
     dlt does not make a load job idempotent: a job that ran twice (the process killed after the
@@ -174,9 +174,10 @@ def collapse_landed_copies(settings: Settings, *, chunk: int = 500) -> dict[str,
     truncate again when it resumes a package. Copies can only share one load id (a Kafka position is
     read once, its move in dlt state committed with the rows, ADR 0005; the MERGE inserts no
     dead letter the table already holds), so only the rows of the completed loads
-    (``_dlt_loads`` status 0) not yet in ``_millpond_verified_loads`` are checked; each chunk of
-    loads is collapsed and recorded there in one transaction, so the cost follows the new loads,
-    not the table, and a crash at any point is finished by the next call (ADR 0014, ADR 0021).
+    (``_dlt_loads`` status 0) not yet in ``_millpond_verified_loads`` are checked, one load at a
+    time, each collapsed and recorded there in one transaction: the work and memory follow one
+    load package, not the table nor the number of packages a batch ingest made (ADR 0023), and a
+    crash at any point is finished by the next call (ADR 0014, ADR 0021).
 
     Copies may be identical rows, and not every engine has a row id, so the survivors of the
     duplicated keys are copied aside, the keys' rows of those loads deleted and the survivors
@@ -207,38 +208,37 @@ def collapse_landed_copies(settings: Settings, *, chunk: int = 500) -> dict[str,
         )
         pending = [str(r[0]) for r in rows or []]
         present = [(t, list(storage[t.name])) for t in tables if "_dlt_load_id" in storage.get(t.name, {})]
-        for start in range(0, len(pending), chunk):
-            load_ids = pending[start : start + chunk]
+        for load_id in pending:
             with sql.begin_transaction():
                 for table, columns in present:
-                    copies = _collapse_copies(sql, table, columns, load_ids)
+                    copies = _collapse_copies(sql, table, columns, load_id)
                     if copies:
                         removed[table.name] = removed.get(table.name, 0) + copies
-                values = ", ".join(["(%s, current_timestamp)"] * len(load_ids))
-                sql.execute_sql(f"insert into {verified} (load_id, verified_at) values {values}", *load_ids)
+                record = f"insert into {verified} (load_id, verified_at) values (%s, current_timestamp)"
+                sql.execute_sql(record, load_id)
     if removed:
         log.warning("ingest.landed_copies_removed", copies=removed, loads=len(pending))
     return removed
 
 
-def _collapse_copies(sql: Any, table: KeyedTable, columns: list[str], load_ids: list[str]) -> int:
-    """Collapse the copies of one key among the rows of ``load_ids`` in ``table`` to its survivor; copies removed."""
+def _collapse_copies(sql: Any, table: KeyedTable, columns: list[str], load_id: str) -> int:
+    """Collapse the copies of one key among the rows of ``load_id`` in ``table`` to its survivor; copies removed."""
     target = sql.make_qualified_table_name(table.name)
     copies = sql.make_qualified_table_name("_millpond_copies")
     keep = sql.make_qualified_table_name("_millpond_copies_keep")
     key = [sql.escape_column_name(c) for c in table.key]
-    in_loads = f"_dlt_load_id in ({', '.join(['%s'] * len(load_ids))})"
+    in_load = "_dlt_load_id = %s"
     sql.execute_sql(f"drop table if exists {copies}")
     sql.execute_sql(
         f"create table {copies} as select {', '.join(key)} from {target} "
-        f"where {in_loads} group by {', '.join(key)} having count(*) > 1",
-        *load_ids,
+        f"where {in_load} group by {', '.join(key)} having count(*) > 1",
+        load_id,
     )
     if not _count(sql, f"select count(*) from {copies}"):
         sql.execute_sql(f"drop table {copies}")
         return 0
-    matched = f"{in_loads} and exists (select 1 from {copies} d where {' and '.join(f'd.{k} = c.{k}' for k in key)})"
-    with_copies = _count(sql, f"select count(*) from {target} c where {matched}", *load_ids)
+    matched = f"{in_load} and exists (select 1 from {copies} d where {' and '.join(f'd.{k} = c.{k}' for k in key)})"
+    with_copies = _count(sql, f"select count(*) from {target} c where {matched}", load_id)
     names = ", ".join(sql.escape_column_name(c) for c in columns)
     order = ", ".join(
         f"c.{sql.escape_column_name(c)} nulls last" for c in (*table.survivor_order, "_dlt_id") if c in columns
@@ -249,9 +249,9 @@ def _collapse_copies(sql: Any, table: KeyedTable, columns: list[str], load_ids: 
         f"  select c.*, row_number() over (partition by {', '.join(f'c.{k}' for k in key)} order by {order})"
         f"  as millpond_copy from {target} c where {matched}"
         f") as candidates where millpond_copy = 1",
-        *load_ids,
+        load_id,
     )
-    sql.execute_sql(f"delete from {target} as c where {matched}", *load_ids)
+    sql.execute_sql(f"delete from {target} as c where {matched}", load_id)
     sql.execute_sql(f"insert into {target} ({names}) select {names} from {keep}")
     kept = _count(sql, f"select count(*) from {keep}")
     sql.execute_sql(f"drop table {keep}")

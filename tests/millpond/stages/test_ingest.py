@@ -521,7 +521,7 @@ def test_by_default_the_warehouse_loads_with_bounded_memory_on_one_thread(tmp_pa
         limit, threads, temp_dir = client.execute_sql(
             "select current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')"
         )[0]
-    assert (limit, threads) == ("30.5 MiB", 1)
+    assert (limit, threads) == ("122.0 MiB", 1)
     assert Path(temp_dir).is_relative_to(tmp_path)  # DuckDB spills inside the data dir
 
 

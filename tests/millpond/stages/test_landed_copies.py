@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 import psycopg
 import pyarrow as pa
 import pytest
@@ -151,6 +152,30 @@ def test_copies_collapse_within_unverified_loads_only_and_a_rerun_is_a_no_op(eng
         )
     assert collapse_landed_copies(cfg) == {"kafka_clickstream": 1}
     assert collapse_landed_copies(cfg) == {}
+
+
+def test_the_collapse_holds_one_load_in_memory_not_every_load_it_checks(tmp_path: Path):
+    """A batch ingest checks all of its packages at its end: the work must follow one package, not the run."""
+    cfg = Settings(data_dir=tmp_path)
+    first = _load(cfg, range(0, 1), dead_offset=100)
+    assert collapse_landed_copies(cfg) == {}
+    loads, rows_per_load = [f"{first}.{n}" for n in range(10)], 60_000
+    with duckdb.connect(str(cfg.warehouse)) as con:  # ten loads of 60k rows each, as ten packages leave them
+        con.execute(
+            "insert into bronze.kafka_clickstream select c.* replace ("
+            f"  1 + r.i as \"offset\", $1 || '.' || (r.i // {rows_per_load}) as _dlt_load_id, md5(r.i::varchar) as _dlt_id"
+            f") from bronze.kafka_clickstream c, range({rows_per_load * len(loads)}) r(i)",
+            [first],
+        )
+        for load_id in loads:
+            con.execute(
+                "insert into bronze._dlt_loads (load_id, schema_name, status, inserted_at) values ($1, 'kafka', 0, now())",
+                [load_id],
+            )
+    # within 10MB DuckDB groups one load's 60k keys, not the 600k of all ten
+    assert collapse_landed_copies(cfg.model_copy(update={"duckdb_memory_limit": "10MB"})) == {}
+    verified = _rows(cfg, "select load_id from bronze._millpond_verified_loads order by 1")
+    assert verified == sorted([(first,), *((load_id,) for load_id in loads)])
 
 
 def test_a_warehouse_without_loads_has_nothing_to_collapse(tmp_path: Path):
