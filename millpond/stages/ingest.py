@@ -410,9 +410,9 @@ def ingest_error(exc: BaseException, settings: Settings) -> StageFailed:
             f"ingestion failed: DuckDB ran out of memory in the warehouse: {first_line}",
             stage="ingest",
             hint=(
-                f"raise MILLPOND_DUCKDB_MEMORY_LIMIT (this run: {settings.duckdb_memory_limit}) or lower"
-                " MILLPOND_KAFKA_BATCHES_PER_LOAD / MILLPOND_MONGO_SNAPSHOT_DOCS_PER_LOAD, then re-run"
-                " `millpond ingest`: the pending package is loaded first, once"
+                f"raise MILLPOND_DUCKDB_MEMORY_LIMIT (this run: {settings.duckdb_memory_limit}) and re-run"
+                " `millpond ingest`: it finishes the pending package or step first, once; lower"
+                " MILLPOND_KAFKA_BATCHES_PER_LOAD / MILLPOND_MONGO_SNAPSHOT_DOCS_PER_LOAD to bound later packages"
             ),
         )
     return StageFailed(

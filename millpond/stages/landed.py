@@ -208,13 +208,13 @@ def collapse_landed_copies(settings: Settings) -> dict[str, int]:
         )
         pending = [str(r[0]) for r in rows or []]
         present = [(t, list(storage[t.name])) for t in tables if "_dlt_load_id" in storage.get(t.name, {})]
+        record = f"insert into {verified} (load_id, verified_at) values (%s, current_timestamp)"
         for load_id in pending:
             with sql.begin_transaction():
                 for table, columns in present:
                     copies = _collapse_copies(sql, table, columns, load_id)
                     if copies:
                         removed[table.name] = removed.get(table.name, 0) + copies
-                record = f"insert into {verified} (load_id, verified_at) values (%s, current_timestamp)"
                 sql.execute_sql(record, load_id)
     if removed:
         log.warning("ingest.landed_copies_removed", copies=removed, loads=len(pending))
